@@ -1,0 +1,181 @@
+"""Kaldi binary archives (``ark``/``scp``) and CMVN statistics.
+
+Features are written with ``kaldiio`` into a temporary archive that is renamed
+into place only when every matrix was written, so a crashed or interrupted
+extraction job never leaves an ``ark`` that a later stage mistakes for a
+complete one.  CMVN follows Kaldi's ``compute-cmvn-stats``/``apply-cmvn``
+exactly so the stats are interchangeable with Kaldi's own.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO
+
+import kaldiio
+import numpy as np
+
+from pase.io.errors import PaseInputError
+
+# Kaldi refuses variances below this when normalising (apply-cmvn).
+_VAR_FLOOR = 1e-20
+_BINARY_MARKER = b"\0B"
+_BAD_KEY = re.compile(r"\s")
+
+
+class ArkScpWriter:
+    """Context manager writing matrices to ``ark_path`` and an index to ``scp_path``.
+
+    Both files appear (atomically replacing any previous ones) only when the
+    ``with`` block exits cleanly; on an exception the temporary files are
+    deleted and pre-existing ``ark``/``scp`` files are left untouched.  The scp
+    refers to ``ark_path`` exactly as given, so relative paths stay relative.
+    """
+
+    def __init__(
+        self, ark_path: str | Path, scp_path: str | Path, *, dtype: type = np.float32
+    ) -> None:
+        if np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+        self.ark_path = str(ark_path)
+        self.scp_path = str(scp_path)
+        self.dtype = np.dtype(dtype)
+        self._tmp_ark = self.ark_path + ".tmp"
+        self._file: BinaryIO | None = None
+        self._offsets: dict[str, int] = {}
+
+    @property
+    def num_written(self) -> int:
+        return len(self._offsets)
+
+    def __enter__(self) -> ArkScpWriter:
+        # w+b: the first offset is verified by reading the marker back.
+        self._file = open(self._tmp_ark, "w+b")
+        return self
+
+    def write(self, key: str, mat: np.ndarray) -> None:
+        """Append one ``frames x dims`` float matrix under the unique ``key``."""
+        if self._file is None:
+            raise RuntimeError("ArkScpWriter.write() called outside its 'with' block")
+        if not key or _BAD_KEY.search(key):
+            raise PaseInputError(f"{self.ark_path}: invalid key {key!r} (empty or whitespace)")
+        if key in self._offsets:
+            raise PaseInputError(f"{self.ark_path}: duplicate key {key!r}")
+        mat = np.asarray(mat)
+        if mat.ndim != 2:
+            raise PaseInputError(
+                f"{self.ark_path}: {key!r}: expected a 2-D frames x dims matrix, "
+                f"got shape {mat.shape}"
+            )
+        if mat.dtype.kind != "f":
+            raise PaseInputError(f"{self.ark_path}: {key!r}: expected floats, got {mat.dtype}")
+        with np.errstate(over="ignore"):  # overflow to inf is reported just below
+            mat = mat.astype(self.dtype, copy=False)
+        n_bad = int(np.count_nonzero(~np.isfinite(mat)))
+        if n_bad:
+            raise PaseInputError(f"{self.ark_path}: {key!r}: {n_bad} non-finite values")
+        f = self._file
+        offset = f.tell() + len(key.encode("utf-8")) + 1
+        kaldiio.save_ark(f, {key: mat})
+        if not self._offsets:
+            end = f.tell()
+            f.seek(offset)
+            marker = f.read(len(_BINARY_MARKER))
+            f.seek(end)
+            if marker != _BINARY_MARKER:
+                raise RuntimeError(
+                    f"{self._tmp_ark}: expected binary marker at offset {offset}, found {marker!r}"
+                )
+        self._offsets[key] = offset
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        f, self._file = self._file, None
+        try:
+            if exc_type is None:
+                f.flush()
+                os.fsync(f.fileno())
+            f.close()
+            if exc_type is None:
+                # The scp is complete on disk before either rename, so the two
+                # renames are the only window in which the pair is inconsistent.
+                scp_tmp = self.scp_path + ".tmp"
+                with open(scp_tmp, "w", encoding="utf-8", newline="\n") as scp:
+                    scp.writelines(f"{k} {self.ark_path}:{o}\n" for k, o in self._offsets.items())
+                    scp.flush()
+                    os.fsync(scp.fileno())
+                os.replace(self._tmp_ark, self.ark_path)
+                os.replace(scp_tmp, self.scp_path)
+        finally:
+            for tmp in (self._tmp_ark, self.scp_path + ".tmp"):
+                if os.path.exists(tmp):
+                    os.remove(tmp)
+
+
+def write_matrix_ark_scp(
+    ark_path: str | Path,
+    scp_path: str | Path,
+    items: Iterable[tuple[str, np.ndarray]],
+    *,
+    dtype: type = np.float32,
+) -> int:
+    """Write ``(key, matrix)`` pairs with :class:`ArkScpWriter`; returns how many."""
+    with ArkScpWriter(ark_path, scp_path, dtype=dtype) as writer:
+        for key, mat in items:
+            writer.write(key, mat)
+    return writer.num_written
+
+
+def compute_cmvn_stats(feats: Iterable[np.ndarray]) -> np.ndarray:
+    """Accumulate CMVN stats in Kaldi's ``compute-cmvn-stats`` layout.
+
+    Returns float64 ``(2, D+1)``: ``[sum_d..., count; sumsq_d..., 0]``, which
+    can be written as a double matrix and read by Kaldi's ``apply-cmvn``.
+    """
+    stats: np.ndarray | None = None
+    for i, mat in enumerate(feats):
+        mat = np.asarray(mat, dtype=np.float64)
+        if mat.ndim != 2:
+            raise PaseInputError(f"CMVN input {i}: expected a 2-D matrix, got shape {mat.shape}")
+        if stats is None:
+            stats = np.zeros((2, mat.shape[1] + 1), dtype=np.float64)
+        elif mat.shape[1] != stats.shape[1] - 1:
+            raise PaseInputError(
+                f"CMVN input {i}: dimension {mat.shape[1]} != {stats.shape[1] - 1} "
+                "of earlier inputs"
+            )
+        stats[0, :-1] += mat.sum(axis=0)
+        stats[1, :-1] += np.square(mat).sum(axis=0)
+        stats[0, -1] += mat.shape[0]
+    if stats is None:
+        raise PaseInputError("CMVN: no feature matrices given")
+    return stats
+
+
+def apply_cmvn(feats: np.ndarray, stats: np.ndarray, *, norm_vars: bool = False) -> np.ndarray:
+    """Normalise ``feats`` (frames x D) with ``stats`` exactly as Kaldi's ``apply-cmvn``."""
+    feats = np.asarray(feats)
+    stats = np.asarray(stats, dtype=np.float64)
+    if feats.ndim != 2 or stats.shape != (2, feats.shape[1] + 1):
+        raise PaseInputError(
+            f"CMVN: stats shape {stats.shape} does not match features of shape {feats.shape}"
+        )
+    count = stats[0, -1]
+    if count < 1.0:
+        raise PaseInputError(f"CMVN: insufficient stats (frame count {count})")
+    mean = stats[0, :-1] / count
+    if norm_vars:
+        var = np.maximum(stats[1, :-1] / count - mean**2, _VAR_FLOOR)
+        scale = 1.0 / np.sqrt(var)
+        out = (feats - mean) * scale
+    else:
+        out = feats - mean
+    return out.astype(feats.dtype if feats.dtype.kind == "f" else np.float32)
