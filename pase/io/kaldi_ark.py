@@ -109,7 +109,9 @@ class ArkScpWriter:
                 # renames are the only window in which the pair is inconsistent.
                 scp_tmp = self.scp_path + ".tmp"
                 with open(scp_tmp, "w", encoding="utf-8", newline="\n") as scp:
-                    scp.writelines(f"{k} {self.ark_path}:{o}\n" for k, o in self._offsets.items())
+                    # Kaldi's convention: scp lines sorted by key in C (byte) order.
+                    keys = sorted(self._offsets, key=lambda k: k.encode("utf-8"))
+                    scp.writelines(f"{k} {self.ark_path}:{self._offsets[k]}\n" for k in keys)
                     scp.flush()
                     os.fsync(scp.fileno())
                 os.replace(self._tmp_ark, self.ark_path)

@@ -1,0 +1,34 @@
+"""pase: PASE / PASE+ self-supervised speech encoders with Kaldi-style recipes."""
+from setuptools import find_packages, setup
+
+setup(
+    name="pase",
+    version="0.1.0",
+    description="PASE and PASE+ speech encoders: pretraining, Kaldi ark/scp feature dumps, recipes",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["pase", "pase.*"]),
+    package_data={"pase": ["cfg/*/*.cfg", "cfg/*/*.yaml"]},
+    install_requires=[
+        # Pinned together: the PyPI builds are CUDA builds that also run on CPU.
+        "torch==2.11.0",
+        "torchaudio==2.11.0",
+        "kaldiio>=2.18",
+        "soundfile>=0.12",
+        "numpy>=1.26",
+        "pyyaml>=6.0",
+        "tqdm>=4.66",
+    ],
+    extras_require={
+        # kaldi-native-io is an independent Kaldi-format reader the tests check our archives with.
+        "dev": ["pytest>=8", "kaldi-native-io>=1.22"],
+        # torch 2.11 from PyPI is built against CUDA 13, hence the cuda13x CuPy build.
+        "gpu": ["cupy-cuda13x"],
+    },
+    entry_points={
+        "console_scripts": [
+            "pase-extract=pase.bin.extract:cli",
+        ],
+    },
+)

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Bootstrap the project environment: system packages (espeak-ng, for the synthetic corpora) and
+# a virtualenv at tools/venv with pase installed in editable mode plus the pinned dependencies.
+# Idempotent: a stamp keyed on setup.py's content makes reruns instant.
+#   tools/install.sh            # runtime + dev (tests) extras
+#   EXTRAS=dev,gpu tools/install.sh
+set -euo pipefail
+
+tools=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(dirname "$tools")
+venv=$tools/venv
+extras=${EXTRAS:-dev}
+python=${PYTHON:-}
+if [ -z "$python" ]; then
+  for cand in python3.11 python3; do
+    if command -v "$cand" >/dev/null && "$cand" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+      python=$cand; break
+    fi
+  done
+fi
+[ -n "$python" ] || { echo "tools/install.sh: Python 3.11 is required (set PYTHON=/path/to/python3.11)" >&2; exit 1; }
+
+if ! command -v espeak-ng >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "tools/install.sh: installing espeak-ng"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null
+  else
+    echo "tools/install.sh: espeak-ng is missing; install it (apt-get install espeak-ng) for the synthetic corpora" >&2
+  fi
+fi
+
+stamp=$venv/.installed
+want="$(sha256sum "$root/setup.py" | cut -d' ' -f1) $extras"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  exit 0
+fi
+[ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+"$venv/bin/python" -m pip install -q --upgrade pip
+"$venv/bin/python" -m pip install -q -e "$root[$extras]"
+echo "$want" > "$stamp"
+echo "tools/install.sh: environment ready in $venv"
