@@ -261,3 +261,18 @@ def test_unsafe_or_corrupt_checkpoints(tmp_path):
         model.load_pretrained(junk)
     with pytest.raises(CheckpointError, match="not found"):
         model.load_pretrained(tmp_path / "nope.ckpt")
+
+
+def test_chunked_inference_front_equals_plain_path(monkeypatch):
+    """The eval fast path (BN folded, blocks 1-2 in time chunks) gives the plain path's output."""
+    model = trained_copy(wf_builder("cfg/frontend/PASE+.cfg")).eval()
+    for batch, t in ((1, 471), (1, 16159), (3, 20011), (1, 100000), (2, 64000)):
+        x = torch.randn(batch, 1, t)
+        with torch.no_grad():
+            fast, fast_hidden = model.forward_hidden(x)
+            monkeypatch.setattr(model, "_front_fusable", lambda: False)
+            plain, plain_hidden = model.forward_hidden(x)
+            monkeypatch.undo()
+        assert fast.shape == plain.shape == (batch, 256, model.num_frames(t))
+        for a, b in zip([fast, *fast_hidden], [plain, *plain_hidden]):
+            assert torch.allclose(a, b, atol=2e-4, rtol=1e-4), (batch, t)
