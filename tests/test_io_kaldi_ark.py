@@ -32,8 +32,9 @@ def test_write_and_read_back_with_two_readers(tmp_path):
         assert writer.num_written == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["feats.ark", "feats.scp"]
     lines = scp.read_text(encoding="utf-8").splitlines()
-    assert [line.split()[0] for line in lines] == list(mats)
-    assert lines[0] == f"utt-b {ark}:6"
+    # Written in the given order, indexed in Kaldi's sorted (C-locale) order.
+    assert [line.split()[0] for line in lines] == sorted(mats, key=str.encode)
+    assert lines[1] == f"utt-b {ark}:6"
 
     via_kaldiio = kaldiio.load_scp(str(scp))
     with kaldi_native_io.SequentialFloatMatrixReader(f"scp:{scp}") as reader:
