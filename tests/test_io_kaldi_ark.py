@@ -38,7 +38,7 @@ def test_write_and_read_back_with_two_readers(tmp_path):
 
     via_kaldiio = kaldiio.load_scp(str(scp))
     with kaldi_native_io.SequentialFloatMatrixReader(f"scp:{scp}") as reader:
-        via_kni = {key: value for key, value in reader}
+        via_kni = {key: np.array(value) for key, value in reader}  # the reader reuses its buffer
     assert list(via_kni) == sorted(mats, key=str.encode)
     for key, mat in mats.items():
         assert via_kaldiio[key].dtype == np.float32
