@@ -19,6 +19,7 @@ setup(
         "numpy>=1.26",
         "pyyaml>=6.0",
         "tqdm>=4.66",
+        "tensorboard>=2.16",
     ],
     extras_require={
         # kaldi-native-io is an independent Kaldi-format reader the tests check our archives with.
@@ -29,6 +30,11 @@ setup(
     entry_points={
         "console_scripts": [
             "pase-extract=pase.bin.extract:cli",
+            "pase-train=pase.bin.train:cli",
+            "pase-compute-stats=pase.bin.compute_stats:cli",
+            "pase-split-data=pase.bin.split_data:cli",
+            "pase-data-dir=pase.bin.data_dir:cli",
+            "pase-make-synthetic-corpus=pase.bin.make_synthetic_corpus:cli",
         ],
     },
 )

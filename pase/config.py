@@ -11,10 +11,12 @@ from typing import Any
 
 import yaml
 
+from pase.errors import PaseError
+
 PACKAGE_CFG_DIR = Path(__file__).resolve().parent / "cfg"
 
 
-class ConfigError(ValueError):
+class ConfigError(PaseError, ValueError):
     """A config file is missing, unparsable or has a bad key/value (the message names which)."""
 
 

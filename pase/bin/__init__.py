@@ -6,17 +6,15 @@ import os
 import sys
 from typing import Callable
 
-from pase.config import ConfigError
-from pase.io.errors import PaseInputError
-from pase.models.checkpoint import CheckpointError
+from pase.errors import PaseError
 
 
 def run_main(main: Callable[[], None], prog: str) -> None:
-    """Run an entry point: logging to stderr, bad input reported in one line without a traceback."""
+    """Run an entry point: logging to stderr, user errors reported in one line without a traceback."""
     logging.basicConfig(level=os.environ.get("PASE_LOGLEVEL", "INFO"),
                         format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     try:
         main()
-    except (PaseInputError, ConfigError, CheckpointError) as e:
+    except PaseError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         sys.exit(1)

@@ -5,9 +5,10 @@ recipe can catch "the data is wrong" separately from programming errors, and
 every message names the offending file (plus line number or key) so the user
 can fix the data without a debugger.
 """
+from pase.errors import PaseError
 
 
-class PaseInputError(ValueError):
+class PaseInputError(PaseError, ValueError):
     """Base class for every error caused by bad input data."""
 
 

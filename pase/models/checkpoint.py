@@ -13,10 +13,12 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from pase.errors import PaseError
+
 log = logging.getLogger(__name__)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(PaseError, ValueError):
     """A checkpoint is unreadable or does not match the model (the message lists the keys)."""
 
 
