@@ -1,0 +1,64 @@
+"""pase-compute-stats: per-dimension mean and std of every worker target over N batches.
+
+    pase-compute-stats --train_data data/pase_train --net_cfg cfg/workers/workers+.cfg \\
+        --out_file exp/pase+/stats.json --chunk_size 32000 --max_batches 20
+
+Chunks are drawn and scaled exactly as in training (the original used 1 s chunks without random
+scaling, whatever the training used), and std is the global one (see pase/train/stats.py).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import torch
+
+from pase.bin import run_main
+from pase.bin.train import str2bool
+from pase.config import load_config
+from pase.data import ChunkDataset, EpochSampler, make_loader, utterance_durations
+from pase.io import DataDir
+from pase.models.workers import target_specs
+from pase.targets import TargetBank
+from pase.train.stats import compute_stats, describe, save_stats
+
+log = logging.getLogger("pase-compute-stats")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="pase-compute-stats", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--train_data", type=Path, required=True, help="Kaldi data dir")
+    p.add_argument("--net_cfg", default="cfg/workers/workers+.cfg", help="workers config")
+    p.add_argument("--out_file", type=Path, required=True, help="statistics JSON to write")
+    p.add_argument("--chunk_size", type=int, default=32000)
+    p.add_argument("--random_scale", type=str2bool, default=True)
+    p.add_argument("--batch_size", type=int, default=100)
+    p.add_argument("--max_batches", type=int, default=20)
+    p.add_argument("--num_workers", type=int, default=2)
+    p.add_argument("--seed", type=int, default=2)
+    p.add_argument("--device", default="auto")
+    args = p.parse_args(argv)
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    data = DataDir.load(args.train_data)
+    bank = TargetBank(target_specs(load_config(args.net_cfg))).to(device)
+    if not bank.dims:
+        raise SystemExit(f"pase-compute-stats: {args.net_cfg} has no worker with a computed target")
+    ds = ChunkDataset(data, args.chunk_size, random_scale=args.random_scale, context=False,
+                      durations=utterance_durations(data), seed=args.seed)
+    sampler = EpochSampler(len(ds), batches_per_epoch=args.max_batches, batch_size=args.batch_size, seed=args.seed)
+    loader = make_loader(ds, sampler, args.batch_size, args.num_workers)
+    stats = compute_stats((b["chunk"][:, 0].to(device) for b in loader), bank, args.max_batches)
+    args.out_file.parent.mkdir(parents=True, exist_ok=True)
+    save_stats(args.out_file, stats, chunk_size=args.chunk_size, batches=args.max_batches,
+               batch_size=args.batch_size, random_scale=args.random_scale, data=str(args.train_data))
+    log.info("wrote %s: %s", args.out_file, describe(stats))
+
+
+def cli() -> None:
+    run_main(main, "pase-compute-stats")
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,204 @@
+"""pase-train: self-supervised PASE / PASE+ training on Kaldi data dirs.
+
+    pase-train --train_data data/pase_train --valid_data data/pase_valid --do_eval \\
+        --fe_cfg cfg/frontend/PASE+.cfg --net_cfg cfg/workers/workers+.cfg \\
+        --stats exp/pase+/stats.json --save_path exp/pase+ --batch_size 16 --epoch 400 \\
+        --chunk_size 32000 --fe_lr 0.001 --min_lr 0.0005 --lr_mode poly --random_scale True
+
+The original's flags keep their names and meanings (--data_cfg/--data_root are accepted for its
+JSON data configs). Resuming from save_path/state.pt is the default; --no_continue starts over.
+Multi-GPU / multi-node: launch with torchrun; each rank trains on its own share of every epoch.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import yaml
+
+from pase.bin import run_main
+from pase.config import ConfigError, load_config
+from pase.data import (ChunkDataset, EpochSampler, batches_per_epoch_from_duration, make_loader,
+                       utterance_durations)
+from pase.io import DataDir, DataDirError, Utterance
+from pase.models.frontend import wf_builder
+from pase.models.workers import build_workers, target_specs
+from pase.targets import TargetBank
+from pase.train.model import PaseModel
+from pase.train.schedule import LR_MODES
+from pase.train.stats import load_stats
+from pase.train.trainer import AMP_MODES, BACKPROP_MODES, Trainer, TrainOptions
+
+log = logging.getLogger("pase-train")
+
+
+def str2bool(v: str) -> bool:
+    """The original's 'True'/'False' string flags."""
+    if v.lower() in ("true", "1", "yes"):
+        return True
+    if v.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected True or False, got {v!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pase-train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    d = p.add_argument_group("data")
+    d.add_argument("--train_data", type=Path, help="Kaldi data dir for training")
+    d.add_argument("--valid_data", type=Path, help="Kaldi data dir for validation (held-out speakers)")
+    d.add_argument("--data_cfg", type=Path, help="the original's data-cfg JSON (instead of data dirs)")
+    d.add_argument("--data_root", type=Path, help="wav root for --data_cfg")
+    d.add_argument("--chunk_size", type=int, default=32000, help="samples per chunk")
+    d.add_argument("--random_scale", type=str2bool, default=True, help="True/False: peak-normalise and scale by U(0,1)")
+    d.add_argument("--num_workers", type=int, default=2, help="DataLoader processes per rank")
+    d.add_argument("--batches_per_epoch", type=int, default=None,
+                   help="override the original's rule (total train duration // chunk_size // batch_size)")
+    m = p.add_argument_group("model")
+    m.add_argument("--fe_cfg", default="cfg/frontend/PASE+.cfg", help="encoder config")
+    m.add_argument("--net_cfg", default="cfg/workers/workers+.cfg", help="workers config")
+    m.add_argument("--stats", type=Path, help="target statistics (pase-compute-stats)")
+    m.add_argument("--fe_ckpt", type=Path, help="initialise the encoder from a checkpoint")
+    o = p.add_argument_group("optimisation")
+    o.add_argument("--batch_size", type=int, default=16, help="chunks per batch per rank")
+    o.add_argument("--epoch", type=int, default=100, help="number of epochs")
+    o.add_argument("--fe_lr", type=float, default=1e-3, help="encoder learning rate")
+    o.add_argument("--min_lr", type=float, default=5e-4, help="learning rate of every worker")
+    o.add_argument("--lr_mode", choices=LR_MODES, default="poly")
+    o.add_argument("--lrdec_step", type=int, default=30, help="epochs per decay in step mode")
+    o.add_argument("--lrdecay", type=float, default=0.1, help="decay factor in step mode")
+    o.add_argument("--warmup", type=int, default=0, help="linear LR warmup iterations")
+    o.add_argument("--backprop_mode", choices=BACKPROP_MODES, default="base")
+    o.add_argument("--amp", choices=AMP_MODES, default="none", help="autocast: bf16 (CPU/GPU) or fp16 (GPU, with a scaler)")
+    o.add_argument("--grad_clip", type=float, default=0.0, help="clip the global gradient norm (0: off)")
+    o.add_argument("--max_nonfinite", type=int, default=10, help="stop after this many non-finite losses in a row")
+    o.add_argument("--seed", type=int, default=2)
+    r = p.add_argument_group("run")
+    r.add_argument("--save_path", type=Path, default=Path("ckpt"), help="output dir")
+    r.add_argument("--do_eval", action="store_true", help="validate after every epoch")
+    r.add_argument("--valid_batches", type=int, default=None, help="validation batches (default: by duration)")
+    r.add_argument("--tensorboard", type=str2bool, default=True, help="True/False")
+    r.add_argument("--log_freq", type=int, default=10, help="TensorBoard logging period (iterations)")
+    r.add_argument("--no_continue", action="store_true", help="start over instead of resuming")
+    r.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    r.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    r.add_argument("--no_progress", action="store_true")
+    return p
+
+
+def data_from_cfg(cfg_path: Path, root: Path | None, split: str) -> DataDir:
+    """A DataDir from the original data-cfg JSON ({split: {"data": [{"filename", "spk"}]}})."""
+    if root is None:
+        raise ConfigError("--data_cfg needs --data_root")
+    try:
+        entries = json.loads(cfg_path.read_text())[split]["data"]
+        utts = [Utterance(Path(e["filename"]).stem, str(root / e["filename"]), None, None, str(e["spk"]))
+                for e in entries]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ConfigError(f"{cfg_path}: not an original data cfg with a {split!r} split ({e})") from e
+    return DataDir(cfg_path, sorted(utts, key=lambda u: u.utt_id.encode()))
+
+
+def setup_distributed(device_arg: str) -> tuple[torch.device, int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    use_cuda = torch.cuda.is_available() if device_arg == "auto" else device_arg.startswith("cuda")
+    if world == 1:
+        return torch.device("cuda" if use_cuda else "cpu") if device_arg == "auto" else torch.device(device_arg), 0, 1
+    dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if use_cuda:
+        torch.cuda.set_device(local)
+    return torch.device(f"cuda:{local}" if use_cuda else "cpu"), dist.get_rank(), world
+
+
+def main(argv: list[str] | None = None) -> Trainer:
+    args = build_parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device, rank, world = setup_distributed(args.device)
+    torch.manual_seed(args.seed)  # same initial weights for the same seed (DDP then syncs rank 0's)
+    if args.train_data is None and args.data_cfg is None:
+        raise ConfigError("give --train_data (a Kaldi data dir) or --data_cfg with --data_root")
+    train = DataDir.load(args.train_data) if args.train_data else data_from_cfg(args.data_cfg, args.data_root, "train")
+    valid = None
+    if args.do_eval:
+        if args.valid_data:
+            valid = DataDir.load(args.valid_data)
+        elif args.data_cfg:
+            valid = data_from_cfg(args.data_cfg, args.data_root, "valid")
+        else:
+            raise ConfigError("--do_eval needs --valid_data (or --data_cfg with a 'valid' split)")
+
+    encoder = wf_builder(args.fe_cfg)
+    if args.fe_ckpt:
+        encoder.load_pretrained(args.fe_ckpt, load_last=True)
+    workers_cfg = load_config(args.net_cfg)
+    bank = TargetBank(target_specs(workers_cfg))
+    regression, classification = build_workers(workers_cfg, encoder.emb_dim, bank.dims)
+    stats = None
+    if bank.dims:
+        if args.stats is None:
+            raise ConfigError(f"workers {sorted(bank.dims)} need --stats (make them with pase-compute-stats)")
+        stats = load_stats(args.stats, bank.dims)
+    model = PaseModel(encoder, regression, classification, bank, stats)
+    context = any(w.name in ("mi", "cmi") for w in classification)
+
+    def loader(data: DataDir, seed: int, batches: int | None):
+        durations = utterance_durations(data, write=rank == 0 and isinstance(data.path, Path) and data.path.is_dir())
+        ds = ChunkDataset(data, args.chunk_size, random_scale=args.random_scale, context=context,
+                          durations=durations, seed=seed, rank=rank)
+        total = sum(durations[u.utt_id] for u in ds.utterances)
+        bpe = batches or batches_per_epoch_from_duration(total, args.chunk_size, args.batch_size, world)
+        sampler = EpochSampler(len(ds), batches_per_epoch=bpe, batch_size=args.batch_size, rank=rank,
+                               world_size=world, seed=seed)
+        return make_loader(ds, sampler, args.batch_size, args.num_workers,
+                           pin_memory=device.type == "cuda"), bpe
+
+    train_loader, bpe = loader(train, args.seed, args.batches_per_epoch)
+    valid_loader, vbpe = (loader(valid, args.seed + 1, args.valid_batches) if valid else (None, 0))
+    opts = TrainOptions(epochs=args.epoch, batches_per_epoch=bpe, valid_batches=vbpe, fe_lr=args.fe_lr,
+                        min_lr=args.min_lr, lr_mode=args.lr_mode, lrdec_step=args.lrdec_step,
+                        lrdecay=args.lrdecay, warmup=args.warmup, backprop_mode=args.backprop_mode,
+                        amp=args.amp, grad_clip=args.grad_clip, max_nonfinite=args.max_nonfinite,
+                        seed=args.seed, log_freq=args.log_freq, tensorboard=args.tensorboard,
+                        progress=not args.no_progress)
+    if args.warmup >= args.epoch * bpe > 0:
+        log.warning("--warmup %d >= the run's %d iterations: the LR never reaches its base value "
+                    "(the original ignored --warmup, so its 10000000 was a no-op)", args.warmup, args.epoch * bpe)
+    trainer = Trainer(model, opts, args.save_path, device, rank=rank, world_size=world)
+    run_cfg = {"fe_cfg": encoder.config, "net_cfg": workers_cfg, "chunk_size": args.chunk_size,
+               "batch_size": args.batch_size, "world_size": world, "seed": args.seed,
+               "batches_per_epoch": bpe}
+    cfg_file = args.save_path / "train.yaml"
+    if not args.no_continue and (args.save_path / "state.pt").exists():
+        saved = yaml.safe_load(cfg_file.read_text()) if cfg_file.exists() else {}
+        changed = [k for k in run_cfg if saved.get("run", {}).get(k) != run_cfg[k]]
+        if changed:
+            raise ConfigError(f"{args.save_path}: cannot resume, {', '.join(changed)} changed since the "
+                              "saved run; use --no_continue to start over or another --save_path")
+        trainer.resume()
+    if rank == 0:
+        args.save_path.mkdir(parents=True, exist_ok=True)
+        doc = {"run": run_cfg, "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}}
+        cfg_file.write_text(yaml.safe_dump(doc, sort_keys=False))
+    log.info("training %s: %d batches/epoch x %d epochs, batch %d x %d ranks, device %s",
+             args.save_path, bpe, args.epoch, args.batch_size, world, device)
+    try:
+        trainer.fit(train_loader, valid_loader)
+    finally:
+        if world > 1:
+            dist.destroy_process_group()
+    return trainer
+
+
+def cli() -> None:
+    run_main(main, "pase-train")
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,1 @@
+"""Self-supervised training: model assembly, LR schedules, statistics, the trainer."""

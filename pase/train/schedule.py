@@ -1,0 +1,30 @@
+"""Learning-rate schedules, evaluated every iteration (the original only updated every 100)."""
+from __future__ import annotations
+
+import math
+
+LR_MODES = ("poly", "step", "cos", "constant")
+
+
+def lr_factor(mode: str, step: int, total_steps: int, *, steps_per_epoch: int, lrdec_step: int = 30,
+              lrdecay: float = 0.1, warmup: int = 0, power: float = 0.9) -> float:
+    """Multiplier of the base LR at iteration `step` (0-based) of `total_steps`.
+
+    poly: (1 - t/N)^0.9; step: lrdecay^floor(epoch / lrdec_step) (the original hard-coded 0.1 and
+    ignored --lrdecay); cos: half cosine to 0; constant: 1. A linear warmup over the first
+    `warmup` iterations multiplies any of them (the original's --warmup did nothing).
+    """
+    if mode not in LR_MODES:
+        raise ValueError(f"unknown lr_mode {mode!r}; choose one of {', '.join(LR_MODES)}")
+    frac = min(step / max(total_steps, 1), 1.0)
+    if mode == "poly":
+        f = (1.0 - frac) ** power
+    elif mode == "step":
+        f = lrdecay ** (step // max(steps_per_epoch, 1) // max(lrdec_step, 1))
+    elif mode == "cos":
+        f = 0.5 * (1.0 + math.cos(math.pi * frac))
+    else:
+        f = 1.0
+    if warmup > 0 and step < warmup:
+        f *= (step + 1) / warmup
+    return f
