@@ -37,6 +37,7 @@ class PaseModel(nn.Module):
                 self.register_buffer(f"mean_{name}", mean.view(1, -1, 1), persistent=False)
                 self.register_buffer(f"std_{name}", std.view(1, -1, 1), persistent=False)
         self.distort: Distort | None = None
+        self.mark: Callable[[str], None] = lambda phase: None  # the trainer's phase timer
 
     @property
     def worker_names(self) -> list[str]:
@@ -57,6 +58,7 @@ class PaseModel(nn.Module):
         chunk = batch["chunk"]
         want = set(self.worker_names) if selected is None else selected
         targets = self.targets(chunk)
+        self.mark("targets")
         x = chunk if self.distort is None else self.distort(chunk, generator)
         parts = [x] + [batch[k] for k in ("chunk_ctxt", "chunk_rand") if k in batch]
         emb = self.encoder(torch.cat(parts, 0)).chunk(len(parts), 0)

@@ -82,7 +82,10 @@ def atomic_save(obj: Any, path: Path) -> None:
 
 
 class PhaseTimer:
-    """Wall time per phase (loading, targets, forward, backward, step); syncs CUDA when enabled."""
+    """Wall time per phase (loading, targets, forward, backward, step); syncs CUDA when enabled.
+
+    Disabled by default (marks cost a device sync); benchmarks enable it.
+    """
 
     def __init__(self, enabled: bool, device: torch.device) -> None:
         self.enabled, self.cuda = enabled, device.type == "cuda"
@@ -130,6 +133,7 @@ class Trainer:
             from torch.utils.tensorboard import SummaryWriter
             self.writer = SummaryWriter(str(self.save_path / "tensorboard"))
         self.timer = PhaseTimer(False, device)
+        self.model.mark = lambda phase: self.timer.mark(phase)
 
     # ---- state -------------------------------------------------------------------------------
 
