@@ -20,10 +20,13 @@ setup(
         "pyyaml>=6.0",
         "tqdm>=4.66",
         "tensorboard>=2.16",
+        "matplotlib>=3.8",
     ],
     extras_require={
-        # kaldi-native-io is an independent Kaldi-format reader the tests check our archives with.
-        "dev": ["pytest>=8", "kaldi-native-io>=1.22"],
+        # Test-only references: kaldi-native-io (an independent Kaldi-format reader), and the
+        # libraries the original computed its targets with (compared against ours).
+        "dev": ["pytest>=8", "kaldi-native-io>=1.22", "librosa>=0.10", "python_speech_features>=0.6",
+                "praat-parselmouth>=0.4", "gammatone>=1.0", "scipy>=1.11"],
         # torch 2.11 from PyPI is built against CUDA 13, hence the cuda13x CuPy build.
         "gpu": ["cupy-cuda13x"],
     },
@@ -35,6 +38,8 @@ setup(
             "pase-split-data=pase.bin.split_data:cli",
             "pase-data-dir=pase.bin.data_dir:cli",
             "pase-make-synthetic-corpus=pase.bin.make_synthetic_corpus:cli",
+            "pase-prep-librispeech=pase.bin.prep_librispeech:cli",
+            "pase-report=pase.bin.report:cli",
         ],
     },
 )

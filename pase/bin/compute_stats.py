@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from pase.bin import run_main
-from pase.bin.train import str2bool
+from pase.bin.train import parse_args, str2bool
 from pase.config import load_config
 from pase.data import ChunkDataset, EpochSampler, make_loader, utterance_durations
 from pase.io import DataDir
@@ -39,7 +39,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--num_workers", type=int, default=2)
     p.add_argument("--seed", type=int, default=2)
     p.add_argument("--device", default="auto")
-    args = p.parse_args(argv)
+    p.add_argument("--config", type=Path, help="the training config (YAML): its chunk_size, random_scale, "
+                   "num_workers and seed are used so that the statistics match training")
+    args = parse_args(p, argv, use=frozenset({"chunk_size", "random_scale", "num_workers", "seed"}))
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
     data = DataDir.load(args.train_data)
     bank = TargetBank(target_specs(load_config(args.net_cfg))).to(device)

@@ -116,8 +116,36 @@ def setup_distributed(device_arg: str) -> tuple[torch.device, int, int]:
     return torch.device(f"cuda:{local}" if use_cuda else "cpu"), dist.get_rank(), world
 
 
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None,
+               use: frozenset[str] | None = None) -> argparse.Namespace:
+    """Parse with `--config YAML` giving defaults (keys: option names) that the command line overrides.
+
+    With `use`, only those keys are taken from the file and the others ignored (a training
+    config shared with pase-compute-stats); otherwise an unknown key is an error.
+    """
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", type=Path)
+    known, _ = pre.parse_known_args(argv)
+    if known.config is not None:
+        cfg = load_config(known.config)
+        valid = {a.dest for a in parser._actions}
+        bad = sorted(k for k in cfg if k not in valid and use is None)
+        if bad:
+            raise ConfigError(f"{known.config}: unknown option(s) {', '.join(bad)}")
+        if use is not None:
+            cfg = {k: v for k, v in cfg.items() if k in use}
+        for action in parser._actions:
+            if action.dest in cfg:
+                value = cfg[action.dest]
+                action.default = action.type(value) if action.type and isinstance(value, str) else value
+                action.required = False
+    return parser.parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> Trainer:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    parser.add_argument("--config", type=Path, help="YAML file of option: value defaults (the command line wins)")
+    args = parse_args(parser, argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     device, rank, world = setup_distributed(args.device)

@@ -8,6 +8,7 @@ as if the run had not stopped.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import time
@@ -169,7 +170,8 @@ class Trainer:
         return True
 
     def save_epoch(self, epoch: int) -> None:
-        """FE_e<N>.ckpt (raw encoder state_dict, the original's format), workers_e<N>.ckpt, state.pt."""
+        """FE_e<N>.ckpt (raw encoder state_dict, the original's format), workers_e<N>.ckpt, state.pt,
+        and history.json (per-epoch mean losses, for reports)."""
         if self.rank != 0:
             return
         self.save_path.mkdir(parents=True, exist_ok=True)
@@ -177,6 +179,9 @@ class Trainer:
         atomic_save({w.name: w.state_dict() for w in self.model.workers()},
                     self.save_path / f"workers_e{epoch}.ckpt")
         atomic_save(self.state_dict(), self.save_path / "state.pt")
+        tmp = self.save_path / "history.json.tmp"
+        tmp.write_text(json.dumps(self.history, indent=1))
+        os.replace(tmp, self.save_path / "history.json")
 
     # ---- steps -------------------------------------------------------------------------------
 
