@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# PASE / PASE+ self-supervised pretraining template, shared by every egs/<corpus>/pase1 recipe.
+# A recipe provides local/data.sh (corpus -> data/<sets>), conf/ and a run.sh calling this script.
+#
+# Stages (each skips itself when its outputs are complete and redoes itself when they are not;
+# every stage logs to exp/<tag>/log/ or data/log/):
+#   1  local/data.sh: corpus -> Kaldi data dirs                  data/<sets>
+#   2  split the training set, holding out whole speakers        data/pase_train, data/pase_valid
+#   3  worker target statistics                                  exp/<tag>/stats.json
+#   4  self-supervised training (CPU, 1 GPU, or torchrun)         exp/<tag>/FE_e<N>.ckpt, state.pt, tensorboard/
+#   5  features of every dump set with the last checkpoint       dump/<tag>/<set>/feats.{ark,scp}, data/<set>_<tag>/
+#   6  report: learning curves and RESULTS.md                    exp/<tag>/learning_curves.png, RESULTS.md
+set -euo pipefail
+
+log() { echo "$(date '+%Y-%m-%d %H:%M:%S') (pase.sh:${BASH_LINENO[0]}) $*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+stage=1
+stop_stage=6
+tag=pase+                        # experiment name: exp/<tag>, dump/<tag>
+train_set=train                  # data dir (made by local/data.sh) to pretrain on
+dump_sets=""                     # data dirs to extract features for in stage 5 (default: train_set)
+local_data_opts=""               # options passed to local/data.sh
+valid_fraction=0.1               # fraction of training speakers held out for validation
+fe_cfg=conf/PASE+.cfg            # encoder config
+net_cfg=conf/workers+.cfg        # workers config
+train_config=conf/train_pase+.yaml  # pase-train options (YAML); the flags below add to / override it
+train_args=""                    # extra pase-train arguments
+stats_batches=20                 # batches for the statistics
+stats_args=""                    # extra pase-compute-stats arguments
+ngpu=0                           # GPUs per node for training (0: CPU; >1: torchrun DDP)
+num_nodes=1                      # nodes for training (>1: torchrun rendezvous, see cmd.sh)
+master_addr=localhost            # rendezvous host for multi-node training
+nj=4                             # feature extraction jobs
+extract_args=""                  # extra pase-extract arguments (e.g. --peak-norm --bf16)
+help_message="Usage: $0 [--stage N] [--stop_stage M] [--tag T] [--train_set S] [--dump_sets 'A B'] ..."
+
+. utils/parse_options.sh
+. ./path.sh
+. ./cmd.sh
+
+[ $# -eq 0 ] || die "unexpected arguments: $*"
+[ -n "${dump_sets}" ] || dump_sets=${train_set}
+exp=exp/${tag}
+dump=dump/${tag}
+mkdir -p "${exp}/log" data/log
+
+# A stage is complete when its stamp is newer than every input it names.
+fresh() { local stamp=$1; shift; [ -f "${stamp}" ] || return 1; for f in "$@"; do [ "${stamp}" -nt "${f}" ] || return 1; done; }
+
+if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
+    # Up to date: same local/data.sh options as last time, nothing newer in local/ or db.sh,
+    # and every data dir this run uses present.
+    complete=true
+    for s in ${train_set} ${dump_sets}; do [ -f "data/${s}/wav.scp" ] || complete=false; done
+    if ${complete} && fresh data/.stage1.done local/data.sh db.sh \
+            && [ "$(cat data/.stage1.done)" = "${local_data_opts}" ]; then
+        log "stage 1: data dirs are up to date, skipping"
+    else
+        log "stage 1: data preparation (local/data.sh ${local_data_opts})"
+        eval local/data.sh "${local_data_opts}" 2>&1 | tee data/log/data.log
+        for s in ${train_set} ${dump_sets}; do
+            utils/validate_data_dir.sh --no-feats "data/${s}" >> data/log/data.log 2>&1 \
+                || die "data/${s} fails validation (see data/log/data.log)"
+        done
+        echo "${local_data_opts}" > data/.stage1.done
+    fi
+fi
+
+if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
+    [ -d "data/${train_set}" ] || die "data/${train_set} not found: run stage 1 (local/data.sh) first"
+    if fresh data/pase_train/.done "data/${train_set}/wav.scp"; then
+        log "stage 2: held-out-speaker split is up to date, skipping"
+    else
+        log "stage 2: splitting data/${train_set} into data/pase_train and data/pase_valid (${valid_fraction} of the speakers)"
+        pase-split-data "data/${train_set}" data/pase_train data/pase_valid \
+            --valid-fraction "${valid_fraction}" > data/log/split.log 2>&1 || die "split failed (see data/log/split.log)"
+        touch data/pase_train/.done
+    fi
+fi
+
+if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
+    [ -f data/pase_train/.done ] || die "data/pase_train not found: run stage 2 first"
+    if fresh "${exp}/stats.json" data/pase_train/.done "${net_cfg}"; then
+        log "stage 3: statistics are up to date, skipping"
+    else
+        log "stage 3: worker target statistics -> ${exp}/stats.json"
+        # shellcheck disable=SC2086
+        ${train_cmd} "${exp}/log/stats.log" pase-compute-stats --config "${train_config}" \
+            --train_data data/pase_train --net_cfg "${net_cfg}" --out_file "${exp}/stats.json" \
+            --max_batches "${stats_batches}" ${stats_args}
+    fi
+fi
+
+if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
+    [ -f "${exp}/stats.json" ] || die "${exp}/stats.json not found: run stage 3 first"
+    if fresh "${exp}/.train.done" "${exp}/stats.json" "${train_config}" "${fe_cfg}" "${net_cfg}"; then
+        log "stage 4: training is complete, skipping"
+    else
+        if [ "${ngpu}" -gt 1 ] || [ "${num_nodes}" -gt 1 ]; then
+            launcher="python -m torch.distributed.run --nnodes ${num_nodes} --nproc_per_node $(( ngpu > 0 ? ngpu : 1 ))"
+            launcher+=" --rdzv_backend c10d --rdzv_endpoint ${master_addr}:29400 -m pase.bin.train"
+        else
+            launcher="pase-train"
+        fi
+        device=cpu; [ "${ngpu}" -gt 0 ] && device=cuda
+        log "stage 4: training ${exp} on ${device} (${ngpu} GPU(s) x ${num_nodes} node(s)); resumes when interrupted"
+        # shellcheck disable=SC2086
+        ${cuda_cmd} --gpus "${ngpu}" "${exp}/log/train.log" ${launcher} --config "${train_config}" \
+            --train_data data/pase_train --valid_data data/pase_valid --do_eval \
+            --fe_cfg "${fe_cfg}" --net_cfg "${net_cfg}" --stats "${exp}/stats.json" \
+            --save_path "${exp}" --device "${device}" --no_progress ${train_args}
+        touch "${exp}/.train.done"
+    fi
+fi
+
+if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
+    ckpt=$(ls "${exp}"/FE_e*.ckpt 2>/dev/null | sed 's/.*FE_e\([0-9]*\)\.ckpt/\1 &/' | sort -n | tail -n 1 | cut -d' ' -f2)
+    [ -n "${ckpt}" ] || die "no ${exp}/FE_e*.ckpt: run stage 4 first"
+    for s in ${dump_sets}; do
+        [ -d "data/${s}" ] || die "data/${s} not found: run stage 1 first"
+        if fresh "data/${s}_${tag}/feats.scp" "${ckpt}" "data/${s}/wav.scp"; then
+            log "stage 5: features of ${s} are up to date, skipping"
+            continue
+        fi
+        log "stage 5: ${ckpt} features of data/${s} -> ${dump}/${s}, data/${s}_${tag}"
+        # shellcheck disable=SC2086
+        ${train_cmd} "${exp}/log/extract_${s}.log" pase-extract "data/${s}" "${dump}/${s}" \
+            --out-data-dir "data/${s}_${tag}" --config "${fe_cfg}" --ckpt "${ckpt}" --nj "${nj}" \
+            --no-progress ${extract_args}
+        utils/validate_data_dir.sh --no-text "data/${s}_${tag}" >> "${exp}/log/extract_${s}.log" 2>&1 \
+            || die "data/${s}_${tag} fails validation (see ${exp}/log/extract_${s}.log)"
+    done
+fi
+
+if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
+    [ -f "${exp}/history.json" ] || die "${exp}/history.json not found: run stage 4 first"
+    log "stage 6: report"
+    pase-report "${exp}" --title "${tag} on ${train_set}" > "${exp}/log/report.log" 2>&1 \
+        || die "report failed (see ${exp}/log/report.log)"
+    log "results: ${exp}/RESULTS.md, curves: ${exp}/learning_curves.png"
+fi
+log "done"

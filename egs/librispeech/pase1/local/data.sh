@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# LibriSpeech (<subset>/<spk>/<chapter>/*.flac + *.trans.txt, as distributed by openSLR)
+# -> data/<subset with _ for ->, e.g. data/train_clean_100. Optionally also data/<subset>_seg:
+# speech segments found by the original's energy-based segmentation.
+set -euo pipefail
+subsets="train-clean-100 dev-clean"
+segment=false
+help_message="Usage: local/data.sh [--subsets 'train-clean-100 dev-clean'] [--segment true|false]"
+. utils/parse_options.sh
+. ./path.sh
+. ./db.sh
+if [ ! -d "${LIBRISPEECH}" ]; then
+    echo "local/data.sh: LibriSpeech not found at '${LIBRISPEECH}'; set LIBRISPEECH in db.sh or the environment" >&2
+    echo "local/data.sh: (egs/demo/run.sh makes a synthetic one at the default location)" >&2
+    exit 1
+fi
+seg_opt=""; [ "${segment}" = true ] && seg_opt="--segment"
+# shellcheck disable=SC2086
+pase-prep-librispeech "${LIBRISPEECH}" data ${subsets} ${seg_opt}

@@ -1,0 +1,1 @@
+../../TEMPLATE/pase1/pase.sh

@@ -1,0 +1,40 @@
+"""pase-prep-librispeech: LibriSpeech subsets -> Kaldi data dirs.
+
+    pase-prep-librispeech /corpora/LibriSpeech data train-clean-100 dev-clean
+
+writes data/train_clean_100 and data/dev_clean (wav.scp with the FLAC paths, text, utt2spk,
+spk2utt, spk2gender). --segment also writes <dir>_seg: the speech segments found by the
+original's energy-based segmentation, as a `segments` file.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pase.bin import run_main
+from pase.prep.librispeech import prepare_subset
+from pase.prep.segment import segment_data_dir
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="pase-prep-librispeech", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("corpus", type=Path, help="the LibriSpeech directory (holding the subset dirs)")
+    p.add_argument("data", type=Path, help="where the data dirs go")
+    p.add_argument("subsets", nargs="+", help="subset names, e.g. train-clean-100 dev-clean")
+    p.add_argument("--segment", action="store_true", help="also write <dir>_seg with speech segments")
+    p.add_argument("--min-seconds", type=float, default=1.5, help="shortest segment kept with --segment")
+    args = p.parse_args(argv)
+    for subset in args.subsets:
+        out = args.data / subset.replace("-", "_")
+        prepare_subset(args.corpus / subset, out)
+        if args.segment:
+            segment_data_dir(out, out.with_name(out.name + "_seg"), min_seconds=args.min_seconds)
+
+
+def cli() -> None:
+    run_main(main, "pase-prep-librispeech")
+
+
+if __name__ == "__main__":
+    cli()
