@@ -21,14 +21,17 @@ setup(
         "tqdm>=4.66",
         "tensorboard>=2.16",
         "matplotlib>=3.8",
+        "pyroomacoustics>=0.7",  # simulated room impulse responses for the distortion banks
     ],
     extras_require={
         # Test-only references: kaldi-native-io (an independent Kaldi-format reader), and the
         # libraries the original computed its targets with (compared against ours).
         "dev": ["pytest>=8", "kaldi-native-io>=1.22", "librosa>=0.10", "python_speech_features>=0.6",
-                "praat-parselmouth>=0.4", "gammatone>=1.0", "scipy>=1.11"],
+                "praat-parselmouth>=0.4", "gammatone>=1.0", "scipy>=1.11", "lhotse>=1.20"],
         # torch 2.11 from PyPI is built against CUDA 13, hence the cuda13x CuPy build.
         "gpu": ["cupy-cuda13x"],
+        # Only for the codec2 distortion (codec2_p > 0 in a distortion cfg).
+        "codec2": ["pycodec2>=4"],
     },
     entry_points={
         "console_scripts": [
@@ -40,6 +43,8 @@ setup(
             "pase-make-synthetic-corpus=pase.bin.make_synthetic_corpus:cli",
             "pase-prep-librispeech=pase.bin.prep_librispeech:cli",
             "pase-report=pase.bin.report:cli",
+            "pase-prepare-rirs=pase.bin.prepare_rirs:cli",
+            "pase-make-distortion-banks=pase.bin.make_distortion_banks:cli",
         ],
     },
 )

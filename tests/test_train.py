@@ -219,3 +219,19 @@ def test_ddp_two_processes_identical_weights(tiny_corpus, cfg_files, stats_file,
     assert all(torch.equal(a[k], b[k]) for k in init)
     assert not all(torch.equal(a[k], init[k]) for k in init)
     assert (tmp_path / "exp" / "FE_e0.ckpt").exists()
+
+
+def test_training_with_distortions(tiny_corpus, cfg_files, stats_file, tmp_path):
+    """--dtrans_cfg: the full PASE+ distortion set on simulated banks corrupts the anchor only."""
+    from pase.bin.make_distortion_banks import main as banks_main
+    banks_main([str(tmp_path / "banks"), "--rooms_per_type", "1", "--rirs_per_room", "2", "--num_noises", "2",
+                "--num_overlap", "2", "--num_bandrop_filters", "2"])
+    cfg = tmp_path / "banks" / "distortions.cfg"
+    trainer = run_train(tiny_corpus, cfg_files, stats_file, tmp_path / "exp", "--epoch", "1", "--dtrans_cfg", str(cfg))
+    assert trainer.model.distort is not None and (tmp_path / "exp" / "FE_e0.ckpt").exists()
+    saved = yaml.safe_load((tmp_path / "exp" / "train.yaml").read_text())
+    assert saved["run"]["dtrans_cfg"]["reverb_p"] == 0.5
+    batch = {"chunk": torch.randn(8, 1, 8000) * 0.1}
+    g = torch.Generator().manual_seed(0)
+    out = trainer.model.distort(batch["chunk"], g)
+    assert out.shape == batch["chunk"].shape and not torch.equal(out, batch["chunk"])

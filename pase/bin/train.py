@@ -21,6 +21,7 @@ import torch
 import torch.distributed as dist
 import yaml
 
+from pase.augment import build_distortions
 from pase.bin import run_main
 from pase.config import ConfigError, load_config
 from pase.data import (ChunkDataset, EpochSampler, batches_per_epoch_from_duration, make_loader,
@@ -64,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--net_cfg", default="cfg/workers/workers+.cfg", help="workers config")
     m.add_argument("--stats", type=Path, help="target statistics (pase-compute-stats)")
     m.add_argument("--fe_ckpt", type=Path, help="initialise the encoder from a checkpoint")
+    m.add_argument("--dtrans_cfg", type=Path, help="distortion config (PASE+): corrupts the encoder's input chunk")
+    m.add_argument("--dtrans_root", type=Path, help="root for the distortion config's relative paths "
+                   "(default: its data_root key)")
     o = p.add_argument_group("optimisation")
     o.add_argument("--batch_size", type=int, default=16, help="chunks per batch per rank")
     o.add_argument("--epoch", type=int, default=100, help="number of epochs")
@@ -174,6 +178,8 @@ def main(argv: list[str] | None = None) -> Trainer:
             raise ConfigError(f"workers {sorted(bank.dims)} need --stats (make them with pase-compute-stats)")
         stats = load_stats(args.stats, bank.dims)
     model = PaseModel(encoder, regression, classification, bank, stats)
+    if args.dtrans_cfg is not None and str(args.dtrans_cfg) != "None":  # 'None' disabled it originally
+        model.distort = build_distortions(args.dtrans_cfg, data_root=args.dtrans_root).to(device)
     context = any(w.name in ("mi", "cmi") for w in classification)
 
     def loader(data: DataDir, seed: int, batches: int | None):
@@ -200,6 +206,7 @@ def main(argv: list[str] | None = None) -> Trainer:
                     "(the original ignored --warmup, so its 10000000 was a no-op)", args.warmup, args.epoch * bpe)
     trainer = Trainer(model, opts, args.save_path, device, rank=rank, world_size=world)
     run_cfg = {"fe_cfg": encoder.config, "net_cfg": workers_cfg, "chunk_size": args.chunk_size,
+               "dtrans_cfg": load_config(args.dtrans_cfg) if model.distort is not None else None,
                "batch_size": args.batch_size, "world_size": world, "seed": args.seed,
                "batches_per_epoch": bpe}
     cfg_file = args.save_path / "train.yaml"

@@ -25,6 +25,7 @@ valid_fraction=0.1               # fraction of training speakers held out for va
 fe_cfg=conf/PASE+.cfg            # encoder config
 net_cfg=conf/workers+.cfg        # workers config
 train_config=conf/train_pase+.yaml  # pase-train options (YAML); the flags below add to / override it
+dtrans_cfg=""                    # PASE+ distortion config (pase-prepare-rirs / pase-make-distortion-banks)
 train_args=""                    # extra pase-train arguments
 stats_batches=20                 # batches for the statistics
 stats_args=""                    # extra pase-compute-stats arguments
@@ -94,7 +95,8 @@ fi
 
 if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
     [ -f "${exp}/stats.json" ] || die "${exp}/stats.json not found: run stage 3 first"
-    if fresh "${exp}/.train.done" "${exp}/stats.json" "${train_config}" "${fe_cfg}" "${net_cfg}"; then
+    dtrans_opt=""; [ -n "${dtrans_cfg}" ] && dtrans_opt="--dtrans_cfg ${dtrans_cfg}"
+    if fresh "${exp}/.train.done" "${exp}/stats.json" "${train_config}" "${fe_cfg}" "${net_cfg}" ${dtrans_cfg}; then
         log "stage 4: training is complete, skipping"
     else
         if [ "${ngpu}" -gt 1 ] || [ "${num_nodes}" -gt 1 ]; then
@@ -109,7 +111,7 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
         ${cuda_cmd} --gpus "${ngpu}" "${exp}/log/train.log" ${launcher} --config "${train_config}" \
             --train_data data/pase_train --valid_data data/pase_valid --do_eval \
             --fe_cfg "${fe_cfg}" --net_cfg "${net_cfg}" --stats "${exp}/stats.json" \
-            --save_path "${exp}" --device "${device}" --no_progress ${train_args}
+            --save_path "${exp}" --device "${device}" --no_progress ${dtrans_opt} ${train_args}
         touch "${exp}/.train.done"
     fi
 fi

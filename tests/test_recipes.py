@@ -1,0 +1,102 @@
+"""Recipes end to end: LibriSpeech data prep on the synthetic corpus, and the whole demo."""
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pase.io import DataDir, read_kaldi_map
+from pase.prep.librispeech import prepare_subset
+from pase.prep.segment import segment_data_dir, speech_segments
+from pase.io.errors import DataDirError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def librispeech(tmp_path_factory):
+    from pase.synth import make_librispeech
+    return make_librispeech(tmp_path_factory.mktemp("ls"), subsets={"train-clean-5": (3, 3), "dev-clean-2": (2, 2)},
+                            seed=1)
+
+
+def test_librispeech_prep_counts_ids_sorting(librispeech, tmp_path):
+    n = prepare_subset(librispeech / "train-clean-5", tmp_path / "train")
+    assert n == 9
+    data = DataDir.load(tmp_path / "train")
+    ids = [u.utt_id for u in data.utterances]
+    assert ids == sorted(ids, key=str.encode) and len(set(ids)) == 9
+    for u in data.utterances:
+        assert u.utt_id.startswith(u.speaker + "-") and Path(u.source).is_file()
+    text = read_kaldi_map(tmp_path / "train" / "text")
+    assert set(text) == set(ids) and all(t.isupper() for t in text.values())
+    assert set(read_kaldi_map(tmp_path / "train" / "spk2gender").values()) <= {"m", "f"}
+    spk2utt = read_kaldi_map(tmp_path / "train" / "spk2utt")
+    assert sorted(u for v in spk2utt.values() for u in v.split()) == sorted(ids)
+
+
+def test_librispeech_prep_errors(librispeech, tmp_path):
+    with pytest.raises(DataDirError, match="subset not found"):
+        prepare_subset(librispeech / "train-other-500", tmp_path / "x")
+    broken = tmp_path / "broken"
+    shutil.copytree(librispeech / "dev-clean-2", broken / "dev-clean-2")
+    flac = next((broken / "dev-clean-2").rglob("*.flac"))
+    flac.unlink()
+    with pytest.raises(DataDirError, match=rf"trans\.txt:\d+: transcript of '{flac.stem}' but no audio file"):
+        prepare_subset(broken / "dev-clean-2", tmp_path / "y")
+
+
+def test_segmentation_finds_speech(librispeech, tmp_path):
+    prepare_subset(librispeech / "train-clean-5", tmp_path / "train")
+    n = segment_data_dir(tmp_path / "train", tmp_path / "seg", min_seconds=0.5)
+    seg = DataDir.load(tmp_path / "seg")
+    assert len(seg) == n >= 9
+    for u in seg.utterances:
+        assert u.end - u.start > 0.5
+    import numpy as np
+    silence = np.zeros(16000, np.float32)
+    tone = np.sin(np.arange(32000) / 16000 * 2 * np.pi * 200).astype(np.float32)
+    segs = speech_segments(np.concatenate([silence, tone, silence]), min_seconds=1.0)
+    # One segment covering the tone; the 40-frame look-ahead smoothing opens it up to ~0.25 s early.
+    assert len(segs) == 1
+    assert 16000 - 4800 <= segs[0][0] <= 16000 and 48000 <= segs[0][1] <= 48000 + 4800
+
+
+def test_lhotse_reads_our_data_dirs(librispeech, tmp_path):
+    lhotse = pytest.importorskip("lhotse")
+    prepare_subset(librispeech / "train-clean-5", tmp_path / "train")
+    recordings, supervisions, _ = lhotse.kaldi.load_kaldi_data_dir(tmp_path / "train", sampling_rate=16000)
+    assert len(recordings) == 9 and len(supervisions) == 9
+    assert {s.speaker for s in supervisions} == set(read_kaldi_map(tmp_path / "train" / "spk2utt"))
+
+
+@pytest.mark.slow
+def test_demo_end_to_end(tmp_path):
+    """egs/demo/run.sh in a copy of the tree (the recipes run in place, Kaldi-style)."""
+    for name in ("tools", "pase", "utils", "setup.py", "README.md"):
+        (tmp_path / name).symlink_to(ROOT / name)
+    shutil.copytree(ROOT / "egs", tmp_path / "egs", symlinks=True,
+                    ignore=shutil.ignore_patterns("data", "exp", "dump", "work"))
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    proc = subprocess.run(["bash", str(tmp_path / "egs/demo/run.sh")], capture_output=True, text=True,
+                          env=env, timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    recipe = tmp_path / "egs/librispeech/pase1"
+    assert "Demo finished" in proc.stdout
+    for s in ("train_clean_5", "dev_clean_2"):
+        out = recipe / f"data/{s}_demo"
+        check = subprocess.run(["bash", "utils/validate_data_dir.sh", "--no-text", f"data/{s}_demo"], cwd=recipe,
+                               capture_output=True, text=True, env=dict(env, PASE_PYTHON=str(ROOT / "tools/venv/bin/python"),
+                                                                          PYTHONPATH=str(ROOT)))
+        assert check.returncode == 0, check.stdout + check.stderr
+        assert len(read_kaldi_map(out / "feats.scp")) == len(read_kaldi_map(recipe / f"data/{s}/wav.scp"))
+    assert (recipe / "exp/demo/learning_curves.png").stat().st_size > 10000
+    assert (recipe / "exp/demo/FE_e2.ckpt").exists() and (recipe / "exp/demo/RESULTS.md").exists()
+    train = set(read_kaldi_map(recipe / "data/pase_train/spk2utt"))
+    valid = set(read_kaldi_map(recipe / "data/pase_valid/spk2utt"))
+    assert train and valid and not train & valid
+    # A second run finds every stage complete and skips it.
+    again = subprocess.run(["bash", str(tmp_path / "egs/demo/run.sh")], capture_output=True, text=True, env=env,
+                           timeout=600)
+    assert again.returncode == 0 and again.stderr.count("skipping") >= 5, again.stderr[-2000:]
