@@ -22,6 +22,13 @@ setup(
         "tensorboard>=2.16",
         "matplotlib>=3.8",
         "pyroomacoustics>=0.7",  # simulated room impulse responses for the distortion banks
+        # Kaldi through its PyPI bindings, pinned together: kaldi-hmm-gmm 1.1.4 is built against
+        # kaldifst 1.7.x; a newer kaldifst or kaldi-decoder breaks its FST arguments or hangs imports.
+        "kaldi-hmm-gmm==1.1.4",
+        "kaldifst==1.7.17",
+        "kaldi-decoder==0.2.11",
+        "kaldilm>=1.15",
+        "kaldialign>=0.9",
     ],
     extras_require={
         # Test-only references: kaldi-native-io (an independent Kaldi-format reader), and the
@@ -35,16 +42,17 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "pase-extract=pase.bin.extract:cli",
-            "pase-train=pase.bin.train:cli",
-            "pase-compute-stats=pase.bin.compute_stats:cli",
-            "pase-split-data=pase.bin.split_data:cli",
-            "pase-data-dir=pase.bin.data_dir:cli",
-            "pase-make-synthetic-corpus=pase.bin.make_synthetic_corpus:cli",
-            "pase-prep-librispeech=pase.bin.prep_librispeech:cli",
-            "pase-report=pase.bin.report:cli",
-            "pase-prepare-rirs=pase.bin.prepare_rirs:cli",
-            "pase-make-distortion-banks=pase.bin.make_distortion_banks:cli",
+            # pase.launch runs each under jemalloc when installed (see pase/launch.py).
+            "pase-extract=pase.launch:extract",
+            "pase-train=pase.launch:train",
+            "pase-compute-stats=pase.launch:compute_stats",
+            "pase-split-data=pase.launch:split_data",
+            "pase-data-dir=pase.launch:data_dir",
+            "pase-make-synthetic-corpus=pase.launch:make_synthetic_corpus",
+            "pase-prep-librispeech=pase.launch:prep_librispeech",
+            "pase-report=pase.launch:report",
+            "pase-prepare-rirs=pase.launch:prepare_rirs",
+            "pase-make-distortion-banks=pase.launch:make_distortion_banks",
         ],
     },
 )

@@ -2,6 +2,7 @@
 
     tools/venv/bin/python bench/bench_extract.py [--device cuda] [--repeats 5]
 
+Runs under jemalloc when installed (PASE_JEMALLOC=0 for glibc's allocator).
 Prints real time factors (seconds of audio per wall second) for 10 s utterances one at a time and
 for a batch of 16 x 2 s chunks, in fp32 and bf16 autocast, the cosine similarity of bf16 to fp32
 features, and the peak resident memory for one 60 s utterance (measured in a fresh process).
@@ -19,7 +20,18 @@ import sys
 import time
 from pathlib import Path
 
-import torch
+import os
+import sys as _sys
+from pathlib import Path as _Path
+
+_sys.path.insert(0, str(_Path(__file__).resolve().parents[1]))
+from pase.launch import jemalloc_env  # noqa: E402  (before torch: the allocator is chosen at exec)
+
+_env = jemalloc_env(dict(os.environ))
+if _env is not None:
+    os.execve(_sys.executable, [_sys.executable, *_sys.argv], _env)
+
+import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pase.models import wf_builder  # noqa: E402
@@ -88,7 +100,8 @@ def main() -> None:
         peak_memory_60s(args.device)
         return
     model = encoder(args.device)
-    print(f"device {args.device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
+    print(f"device {args.device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"allocator {'jemalloc' if 'jemalloc' in os.environ.get('LD_PRELOAD', '') else 'glibc'}")
     cases = {"1 x 10 s": speechlike(1, 160000), "16 x 2 s": speechlike(16, 32000, seed=2)}
     for name, x in cases.items():
         x = x.to(args.device)

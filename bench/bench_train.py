@@ -4,7 +4,8 @@
 
 Full PASE+ (cfg/frontend/PASE+.cfg, cfg/workers/workers+.cfg: 12 workers), batches of
 16 x 32000-sample chunks read by the real loader from a synthetic corpus on disk, targets
-computed on the training device. Prints per phase (loading wait, targets, forward, backward,
+computed on the training device. Runs under jemalloc when installed (PASE_JEMALLOC=0 for
+glibc's allocator). Prints per phase (loading wait, targets, forward, backward,
 optimiser step) the mean seconds per step, the audio seconds per wall second counting the anchor
 chunks (16 x 2 s per step, as the original's figures did), and peak memory.
 """
@@ -19,7 +20,18 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import torch
+import os
+import sys as _sys
+from pathlib import Path as _Path
+
+_sys.path.insert(0, str(_Path(__file__).resolve().parents[1]))
+from pase.launch import jemalloc_env  # noqa: E402  (before torch: the allocator is chosen at exec)
+
+_env = jemalloc_env(dict(os.environ))
+if _env is not None:
+    os.execve(_sys.executable, [_sys.executable, *_sys.argv], _env)
+
+import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -72,6 +84,7 @@ def main() -> None:
         stats_loader = make_loader(ds, EpochSampler(len(ds), batches_per_epoch=2, batch_size=16, seed=9), 16, 0)
         stats = compute_stats((b["chunk"][:, 0].to(device) for b in stats_loader), bank, 2)
         print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+              f"allocator {'jemalloc' if 'jemalloc' in os.environ.get('LD_PRELOAD', '') else 'glibc'}, "
               f"batch {args.batch_size} x 32000 samples, loader processes {args.num_workers}")
         for amp in args.amp:
             torch.manual_seed(0)

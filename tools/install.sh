@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# Bootstrap the project environment: system packages (espeak-ng, for the synthetic corpora) and
-# a virtualenv at tools/venv with pase installed in editable mode plus the pinned dependencies.
+# Bootstrap the project environment: system packages (espeak-ng, jemalloc) and a virtualenv at tools/venv with pase installed in editable mode plus the pinned dependencies.
 # Idempotent: a stamp keyed on setup.py's content makes reruns instant.
 #   tools/install.sh            # runtime + dev (tests) extras
 #   EXTRAS=dev,gpu tools/install.sh
@@ -20,12 +19,18 @@ if [ -z "$python" ]; then
 fi
 [ -n "$python" ] || { echo "tools/install.sh: Python 3.11 is required (set PYTHON=/path/to/python3.11)" >&2; exit 1; }
 
-if ! command -v espeak-ng >/dev/null; then
+# System packages: espeak-ng (synthetic corpora) and jemalloc (a faster allocator for PyTorch on
+# CPU, preloaded by the pase-* commands and the recipes' path.sh when present).
+missing=()
+command -v espeak-ng >/dev/null || missing+=(espeak-ng)
+compgen -G "/usr/lib/*/libjemalloc.so.2" >/dev/null || compgen -G "/usr/lib64/libjemalloc.so.2" >/dev/null \
+  || missing+=(libjemalloc2)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "tools/install.sh: installing espeak-ng"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null
+    echo "tools/install.sh: installing ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "tools/install.sh: espeak-ng is missing; install it (apt-get install espeak-ng) for the synthetic corpora" >&2
+    echo "tools/install.sh: please install ${missing[*]} (apt-get install ${missing[*]})" >&2
   fi
 fi
 
