@@ -35,32 +35,9 @@ if ! [[ $max_parallel =~ ^[1-9][0-9]*$ ]]; then
   exit 1
 fi
 
-var=
-first=1
-last=1
-if [[ ${1:-} =~ ^([A-Za-z_][A-Za-z0-9_]*)=([0-9]+):([0-9]+)$ ]]; then
-  var=${BASH_REMATCH[1]}
-  first=$((10#${BASH_REMATCH[2]}))
-  last=$((10#${BASH_REMATCH[3]}))
-  shift
-  ((first <= last)) || { echo "run_local.sh: empty job range $var=$first:$last" >&2; exit 1; }
-fi
-[ $# -ge 2 ] || usage
-log_template=$1
-shift
-if ((last > first)) && [[ $log_template != *"$var"* ]]; then
-  echo "run_local.sh: the log file $log_template must contain $var: the jobs would share it" >&2
-  exit 1
-fi
-cmd=
-for arg in "$@"; do
-  if [[ $# -gt 1 && ( -z $arg || $arg =~ [[:space:]] ) ]]; then
-    cmd+=" $(printf '%q' "$arg")"
-  else
-    cmd+=" $arg"
-  fi
-done
-cmd=${cmd# }
+prog=run_local.sh
+# shellcheck source=utils/lib/job_spec.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/job_spec.sh"
 
 status_dir=$(mktemp -d)
 trap 'rm -rf "$status_dir"' EXIT

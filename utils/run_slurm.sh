@@ -32,32 +32,9 @@ while [[ $# -gt 0 && $1 == --* ]]; do
   shift 2
 done
 
-var=
-first=1
-last=1
-if [[ ${1:-} =~ ^([A-Za-z_][A-Za-z0-9_]*)=([0-9]+):([0-9]+)$ ]]; then
-  var=${BASH_REMATCH[1]}
-  first=$((10#${BASH_REMATCH[2]}))
-  last=$((10#${BASH_REMATCH[3]}))
-  shift
-  ((first <= last)) || { echo "run_slurm.sh: empty job range $var=$first:$last" >&2; exit 1; }
-fi
-[ $# -ge 2 ] || usage
-log_template=$1
-shift
-if ((last > first)) && [[ $log_template != *"$var"* ]]; then
-  echo "run_slurm.sh: the log file $log_template must contain $var: the jobs would share it" >&2
-  exit 1
-fi
-cmd=
-for arg in "$@"; do
-  if [[ $# -gt 1 && ( -z $arg || $arg =~ [[:space:]] ) ]]; then
-    cmd+=" $(printf '%q' "$arg")"
-  else
-    cmd+=" $arg"
-  fi
-done
-cmd=${cmd# }
+prog=run_slurm.sh
+# shellcheck source=utils/lib/job_spec.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/job_spec.sh"
 
 job_log() {
   if [ -n "$var" ]; then echo "${log_template//"$var"/$1}"; else echo "$log_template"; fi

@@ -195,6 +195,28 @@ def _check_fixed(cfg: dict[str, Any], where: str) -> None:
             raise ConfigError(f"{where}: {key}={cfg[key]!r} is not supported (only {value!r})")
 
 
+def _checked_entry(entry: dict[str, Any], at: str, known: frozenset[str], allowed: frozenset[str],
+                   seen: set[str]) -> str:
+    """Validate one worker entry (known unique name, known keys, fixed keys); returns its name."""
+    name = entry.get("name")
+    if name not in known:
+        raise ConfigError(f"{at}: unknown worker {name!r}; known: {', '.join(sorted(known))}")
+    if name in seen:
+        raise ConfigError(f"{at}: duplicate worker name {name!r}")
+    seen.add(name)
+    bad = sorted(set(entry) - allowed)
+    if bad:
+        raise ConfigError(f"{at}: unknown key(s) {bad}")
+    _check_fixed(entry, at)
+    return name
+
+
+def _common(entry: dict[str, Any], name: str, emb_dim: int, hidden_size: int) -> dict[str, Any]:
+    return dict(name=name, num_inputs=emb_dim, hidden_size=entry.get("hidden_size", hidden_size),
+                hidden_layers=entry.get("hidden_layers", 1), dropout=entry.get("dropout", 0.0),
+                loss_weight=entry.get("loss_weight", 1.0))
+
+
 def build_workers(cfg: str | Path | dict[str, Any], emb_dim: int,
                   target_dims: dict[str, int]) -> tuple[nn.ModuleList, nn.ModuleList]:
     """Build (regression, classification) workers from a workers cfg ({"regr": [...], "cls": [...]}).
@@ -209,59 +231,36 @@ def build_workers(cfg: str | Path | dict[str, Any], emb_dim: int,
     if unknown_sections:
         raise ConfigError(f"{where}: unknown section(s) {sorted(unknown_sections)}; expected 'regr' and 'cls'")
     regr, cls = nn.ModuleList(), nn.ModuleList()
-    seen = set()
+    seen: set[str] = set()
     for i, entry in enumerate(cfg.get("regr", [])):
-        name = entry.get("name")
-        at = f"{where}: regr[{i}] ({name!r})"
-        if name not in REGRESSION_NAMES:
-            raise ConfigError(f"{at}: unknown regression worker; known: {', '.join(sorted(REGRESSION_NAMES))}")
-        if name in seen:
-            raise ConfigError(f"{at}: duplicate worker name")
-        seen.add(name)
+        at = f"{where}: regr[{i}]"
         kind = entry.get("type", "mlp")
-        allowed = DECODER_KEYS if kind == "decoder" else MLP_KEYS
-        bad = sorted(set(entry) - allowed)
-        if bad:
-            raise ConfigError(f"{at}: unknown key(s) {bad}")
-        _check_fixed(entry, at)
-        common = dict(name=name, num_inputs=emb_dim, hidden_size=entry.get("hidden_size", 256),
-                      hidden_layers=entry.get("hidden_layers", 1), dropout=entry.get("dropout", 0.0),
-                      loss=entry.get("loss", "MSELoss"), loss_weight=entry.get("loss_weight", 1.0))
-        if common["loss"] not in LOSSES:
-            raise ConfigError(f"{at}: unknown loss {common['loss']!r}; known: {sorted(LOSSES)}")
+        if kind not in ("mlp", "decoder"):
+            raise ConfigError(f"{at}: unknown type {kind!r}; known: mlp, decoder")
+        name = _checked_entry(entry, at, REGRESSION_NAMES, DECODER_KEYS if kind == "decoder" else MLP_KEYS, seen)
+        loss = entry.get("loss", "L1Loss" if kind == "decoder" else "MSELoss")
+        if loss not in LOSSES:
+            raise ConfigError(f"{at}: unknown loss {loss!r}; known: {sorted(LOSSES)}")
         if kind == "decoder":
             if name != "cchunk":
                 raise ConfigError(f"{at}: a decoder worker must be 'cchunk' (it predicts the waveform)")
-            common.update(hidden_size=entry.get("hidden_size", 64), loss=entry.get("loss", "L1Loss"))
             regr.append(DecoderWorker(fmaps=tuple(entry.get("fmaps", (512, 256, 128))),
                                       strides=tuple(entry.get("strides", (4, 4, 10))),
-                                      kwidths=tuple(entry.get("kwidths", (30, 30, 30))), **common))
-        elif kind == "mlp":
-            if name == "cchunk":
-                raise ConfigError(f"{at}: 'cchunk' needs type 'decoder'")
-            stated = entry.get("num_outputs")
-            if stated is not None and stated != target_dims[name]:
-                raise ConfigError(f"{at}: num_outputs={stated} but the target has {target_dims[name]} "
-                                  "channels (check der_order / order in its transform)")
-            regr.append(MLPWorker(num_outputs=target_dims[name], context=entry.get("context", 1),
-                                  r=entry.get("r"), **common))
-        else:
-            raise ConfigError(f"{at}: unknown type {kind!r}; known: mlp, decoder")
+                                      kwidths=tuple(entry.get("kwidths", (30, 30, 30))), loss=loss,
+                                      **_common(entry, name, emb_dim, 64)))
+            continue
+        if name == "cchunk":
+            raise ConfigError(f"{at}: 'cchunk' needs type 'decoder'")
+        stated = entry.get("num_outputs")
+        if stated is not None and stated != target_dims[name]:
+            raise ConfigError(f"{at}: num_outputs={stated} but the target has {target_dims[name]} "
+                              "channels (check der_order / order in its transform)")
+        regr.append(MLPWorker(num_outputs=target_dims[name], context=entry.get("context", 1),
+                              r=entry.get("r"), loss=loss, **_common(entry, name, emb_dim, 256)))
     for i, entry in enumerate(cfg.get("cls", [])):
-        name = entry.get("name")
-        at = f"{where}: cls[{i}] ({name!r})"
-        if name not in CLASSIFICATION_NAMES:
-            raise ConfigError(f"{at}: unknown classification worker; known: {', '.join(sorted(CLASSIFICATION_NAMES))}")
-        if name in seen:
-            raise ConfigError(f"{at}: duplicate worker name")
-        seen.add(name)
-        bad = sorted(set(entry) - MLP_KEYS - {"ctxt_frames", "seq_pad"})
-        if bad:
-            raise ConfigError(f"{at}: unknown key(s) {bad}")
-        _check_fixed(entry, at)
-        common = dict(name=name, num_inputs=emb_dim, hidden_size=entry.get("hidden_size", 256),
-                      hidden_layers=entry.get("hidden_layers", 1), dropout=entry.get("dropout", 0.0),
-                      loss_weight=entry.get("loss_weight", 1.0))
+        name = _checked_entry(entry, f"{where}: cls[{i}]", CLASSIFICATION_NAMES,
+                              MLP_KEYS | {"ctxt_frames", "seq_pad"}, seen)
+        common = _common(entry, name, emb_dim, 256)
         if name == "spc":
             cls.append(SPCWorker(ctxt_frames=entry.get("ctxt_frames", 5), seq_pad=entry.get("seq_pad", 16), **common))
         else:

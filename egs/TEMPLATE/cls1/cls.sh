@@ -1,0 +1,236 @@
+#!/usr/bin/env bash
+# Utterance classification template (speaker id, emotion, language, keywords) on frozen or
+# fine-tuned PASE/PASE+, or on MFCC / fbank baselines; shared by every egs/<task>/cls1 recipe.
+# A recipe provides local/data.sh (corpus -> data/<data_set> with utt2label), conf/ and a run.sh.
+#
+# Stages (each skips itself when its outputs are complete and redoes itself when they are not;
+# every stage logs to exp/<tag>/log/ or data/log/):
+#   1  local/data.sh: corpus -> a data dir with utt2label ("utt label")   data/<data_set>
+#   2  split: given utterance lists, or per-class held-out fractions      data/<data_set>_{train,dev,test}
+#   3  features: PASE (pase-extract) or mfcc|fbank (pase-cls-features)   data/<data_set>_<s>_<feat_type>
+#   4  classifier training (frame MLP or statistics pooling)             exp/<tag>/model.pt, history.json
+#   5  evaluation: sentence decisions of every eval set                  exp/<tag>/decode_<s>/utt2pred
+#   6  report: accuracy, per-class scores, confusion matrices            exp/<tag>/RESULTS.md, decode_<s>/confusion.png
+set -euo pipefail
+
+log() { echo "$(date '+%Y-%m-%d %H:%M:%S') (cls.sh:${BASH_LINENO[0]}) $*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+stage=1
+stop_stage=6
+tag=""                           # experiment name: exp/<tag> (default: <feat_type>_<pooling>[_ft])
+data_set=all                     # data dir (made by local/data.sh, with utt2label) to split
+local_data_opts=""               # options passed to local/data.sh
+train_list=""                    # utterance ids (one per line) for training ("": the rest)
+dev_list=""                      # ... for the dev set ("": dev_fraction of each class of the rest)
+test_list=""                     # ... for the test set ("": test_fraction of each class)
+test_fraction=0.2                # per class, when no test_list is given
+dev_fraction=0.1                 # per class of what is left, when no dev_list is given
+eval_sets="test dev"             # sets scored in stage 5 and reported in stage 6
+feat_type=pase                   # pase | mfcc | fbank
+feat_config=""                   # pase-cls-features options (default: conf/<feat_type>.yaml)
+pase_cfg=conf/PASE+.cfg          # encoder config (pase features, fine-tuning)
+pase_ckpt=""                     # encoder checkpoint, or a pretraining exp dir (its last FE_e*.ckpt)
+extract_args=""                  # extra pase-extract arguments (e.g. --peak-norm --bf16)
+nj=2                             # feature extraction jobs (pase)
+cls_config=conf/cls.yaml         # pase-cls-train options (YAML); the flags below add to / override it
+pooling=frame                    # frame: the original's frame MLP; stats: mean+std pooling
+finetune=false                   # true: train the encoder with the classifier, from waveforms
+cls_args=""                      # extra pase-cls-train arguments
+ngpu=0                           # 0: CPU; 1: train and score on a GPU
+help_message="Usage: $0 [--stage N] [--stop_stage M] [--data_set S] [--feat_type pase|mfcc|fbank] [--pase_ckpt C] ..."
+
+. utils/parse_options.sh
+. ./path.sh
+. ./cmd.sh
+
+[ $# -eq 0 ] || die "unexpected arguments: $*"
+case ${feat_type} in pase|mfcc|fbank) ;; *) die "--feat_type must be pase, mfcc or fbank, got '${feat_type}'" ;; esac
+case ${pooling} in frame|stats) ;; *) die "--pooling must be frame or stats, got '${pooling}'" ;; esac
+[ -n "${feat_config}" ] || feat_config=conf/${feat_type}.yaml
+[ -n "${tag}" ] || tag=${feat_type}_${pooling}$(${finetune} && echo _ft || true)
+${finetune} && [ "${feat_type}" != pase ] && die "--finetune true fine-tunes a PASE encoder: needs --feat_type pase"
+exp=exp/${tag}
+lists=data/${data_set}_lists
+mkdir -p "${exp}/log" data/log
+device=cpu; [ "${ngpu}" -gt 0 ] && device=cuda
+
+# A stage is complete when its stamp is newer than every input it names.
+fresh() { local stamp=$1; shift; [ -f "${stamp}" ] || return 1; for f in "$@"; do [ "${stamp}" -nt "${f}" ] || return 1; done; }
+# The encoder checkpoint: --pase_ckpt itself, or the last FE_e<N>.ckpt of a pretraining exp dir.
+encoder_ckpt() {
+    [ -n "${pase_ckpt}" ] || die "--feat_type pase needs --pase_ckpt (an FE_e*.ckpt, or a pase1 exp dir)"
+    if [ -d "${pase_ckpt}" ]; then
+        local c
+        c=$(ls "${pase_ckpt}"/FE_e*.ckpt 2>/dev/null | sed 's/.*FE_e\([0-9]*\)\.ckpt/\1 &/' | sort -n | tail -n 1 | cut -d' ' -f2)
+        [ -n "${c}" ] || die "no FE_e*.ckpt in ${pase_ckpt} (pretrain first, e.g. egs/demo/run.sh)"
+        echo "${c}"
+    else
+        [ -f "${pase_ckpt}" ] || die "encoder checkpoint ${pase_ckpt} not found"
+        echo "${pase_ckpt}"
+    fi
+}
+# Per class (column 2 of a utt2label), hold out round(n * fraction) utterances spread evenly
+# over the class's utterances in file order, at least one (when the class has two or more) and
+# never all: deterministic, and every class keeps training data.
+holdout() {
+    local fraction=$1 labels=$2 held=$3 rest=$4
+    : > "${held}"; : > "${rest}"
+    awk -v f="${fraction}" -v held="${held}" -v rest="${rest}" '
+        NR == FNR { n[$2]++; next }
+        !($2 in k) { k[$2] = int(n[$2] * f + 0.5)
+                     if (k[$2] < 1 && n[$2] > 1 && f > 0) k[$2] = 1
+                     if (k[$2] >= n[$2]) k[$2] = n[$2] - 1 }
+        { i = c[$2]++; print $1 > (int((i + 1) * k[$2] / n[$2]) > int(i * k[$2] / n[$2]) ? held : rest) }' \
+        "${labels}" "${labels}"
+}
+# Lines of utt2label (or any "utt ..." file) $2 whose utterance is listed in $1 (first column).
+filter_utts() { awk 'NR == FNR { keep[$1]; next } $1 in keep' "$1" "$2"; }
+
+if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
+    src=data/${data_set}
+    if [ -f "${src}/utt2label" ] && fresh data/.cls_stage1.done local/data.sh db.sh \
+            && [ "$(cat data/.cls_stage1.done)" = "${data_set} ${local_data_opts}" ]; then
+        log "stage 1: data/${data_set} is up to date, skipping"
+    else
+        log "stage 1: data preparation (local/data.sh ${local_data_opts})"
+        eval local/data.sh "${local_data_opts}" 2>&1 | tee data/log/data.log
+        utils/validate_data_dir.sh --no-feats --no-text "${src}" >> data/log/data.log 2>&1 \
+            || die "${src} fails validation (see data/log/data.log)"
+        [ -f "${src}/utt2label" ] || die "local/data.sh wrote no ${src}/utt2label ('utt label' per utterance)"
+        missing=$(awk 'NR == FNR { l[$1]; next } !($1 in l) { print $1 }' "${src}/utt2label" "${src}/utt2spk" \
+            | head -n 5 | tr '\n' ' ')
+        [ -z "${missing}" ] || die "${src}/utt2label: utterances without a label, e.g. ${missing}"
+        echo "${data_set} ${local_data_opts}" > data/.cls_stage1.done
+    fi
+fi
+
+if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
+    src=data/${data_set}
+    [ -f "${src}/utt2label" ] || die "${src}/utt2label not found: run stage 1 (local/data.sh) first"
+    setting="${train_list}|${dev_list}|${test_list}|${test_fraction}|${dev_fraction}"
+    if fresh "${lists}/.done" "${src}/utt2label" "${src}/wav.scp" ${train_list} ${dev_list} ${test_list} \
+            && [ "$(cat "${lists}/.done")" = "${setting}" ]; then
+        log "stage 2: split is up to date, skipping"
+    else
+        log "stage 2: splitting ${src} into ${data_set}_{train,dev,test}"
+        mkdir -p "${lists}"
+        if [ -n "${test_list}" ]; then
+            sort -u "${test_list}" > "${lists}/test"
+            filter_utts <(cut -d' ' -f1 "${src}/utt2label" | sort | comm -23 - "${lists}/test") \
+                "${src}/utt2label" > "${lists}/rest.labels"
+        else
+            holdout "${test_fraction}" "${src}/utt2label" "${lists}/test" "${lists}/rest"
+            filter_utts "${lists}/rest" "${src}/utt2label" > "${lists}/rest.labels"
+        fi
+        if [ -n "${dev_list}" ]; then
+            sort -u "${dev_list}" > "${lists}/dev"
+            cut -d' ' -f1 "${lists}/rest.labels" | sort | comm -23 - "${lists}/dev" > "${lists}/train"
+        else
+            holdout "${dev_fraction}" "${lists}/rest.labels" "${lists}/dev" "${lists}/train"
+        fi
+        [ -z "${train_list}" ] || sort -u "${train_list}" > "${lists}/train"
+        for a in train dev test; do
+            for b in train dev test; do
+                [[ "${a}" < "${b}" ]] || continue
+                both=$(comm -12 <(sort "${lists}/${a}") <(sort "${lists}/${b}") | head -n 5 | tr '\n' ' ')
+                [ -z "${both}" ] || die "utterances in both the ${a} and the ${b} list, e.g. ${both}"
+            done
+        done
+        for s in train dev test; do
+            [ -s "${lists}/${s}" ] || die "the ${s} set is empty (check the lists / fractions)"
+            utils/subset_data_dir.sh --utt-list "${lists}/${s}" "${src}" "data/${data_set}_${s}" \
+                >> data/log/split.log 2>&1 || die "subset ${s} failed (see data/log/split.log)"
+            filter_utts "${lists}/${s}" "${src}/utt2label" > "data/${data_set}_${s}/utt2label"
+            log "stage 2: data/${data_set}_${s}: $(wc -l < "${lists}/${s}") utterances"
+        done
+        # Every label of the corpus is a class: one without training examples fails in stage 4.
+        cut -d' ' -f2 "${src}/utt2label" | sort -u > "${lists}/classes"
+        echo "${setting}" > "${lists}/.done"
+    fi
+fi
+
+if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
+    if ${finetune}; then
+        log "stage 3: fine-tuning reads waveforms, no features to make, skipping"
+    else
+        if [ "${feat_type}" = pase ]; then ckpt=$(encoder_ckpt); inputs="${ckpt} ${pase_cfg}"; else inputs=${feat_config}; fi
+        for s in train dev test; do
+            src=data/${data_set}_${s}
+            dst=data/${data_set}_${s}_${feat_type}
+            dump=dump/${feat_type}/${data_set}_${s}
+            [ -f "${src}/utt2label" ] || die "${src} not found: run stage 2 first"
+            # shellcheck disable=SC2086
+            if fresh "${dst}/.done" "${src}/utt2label" ${inputs} && [ "$(cat "${dst}/.done")" = "${inputs}" ]; then
+                log "stage 3: ${feat_type} features of ${s} are up to date, skipping"
+                continue
+            fi
+            log "stage 3: ${feat_type} features of ${src} -> ${dump}, ${dst}"
+            if [ "${feat_type}" = pase ]; then
+                # shellcheck disable=SC2086
+                ${train_cmd} "${exp}/log/features_${s}.log" pase-extract "${src}" "${dump}" --out-data-dir "${dst}" \
+                    --config "${pase_cfg}" --ckpt "${ckpt}" --nj "${nj}" --no-progress ${extract_args}
+                # pase-extract carries the standard Kaldi files only.
+                filter_utts "${dst}/feats.scp" "${src}/utt2label" > "${dst}/utt2label"
+            else
+                ${train_cmd} "${exp}/log/features_${s}.log" pase-cls-features "${src}" "${dump}" \
+                    --type "${feat_type}" --config "${feat_config}" --out-data-dir "${dst}"
+            fi
+            utils/validate_data_dir.sh --no-text "${dst}" >> "${exp}/log/features_${s}.log" 2>&1 \
+                || die "${dst} fails validation (see ${exp}/log/features_${s}.log)"
+            echo "${inputs}" > "${dst}/.done"
+        done
+    fi
+fi
+
+# What the classifier reads: feature data dirs, or the waveform data dirs when fine-tuning.
+set_dir() { if ${finetune}; then echo "data/${data_set}_$1"; else echo "data/${data_set}_$1_${feat_type}"; fi; }
+set_input() { if ${finetune}; then echo "$(set_dir "$1")/wav.scp"; else echo "$(set_dir "$1")/feats.scp"; fi; }
+
+if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
+    for s in train dev; do [ -f "$(set_input ${s})" ] || die "$(set_input ${s}) not found: run stages 2-3 first"; done
+    ft_opts=""
+    if ${finetune}; then ft_opts="--finetune --pase_cfg ${pase_cfg} --pase_ckpt $(encoder_ckpt)"; fi
+    setting="${pooling} ${ft_opts} ${cls_args}"
+    if fresh "${exp}/.train.done" "$(set_input train)" "$(set_input dev)" "${cls_config}" "${lists}/classes" \
+            && [ "$(cat "${exp}/.train.done")" = "${setting}" ]; then
+        log "stage 4: training is complete, skipping"
+    else
+        log "stage 4: training ${exp} on $(set_dir train) (${pooling} classifier${ft_opts:+, fine-tuning}) on ${device}"
+        # shellcheck disable=SC2086
+        ${cuda_cmd} --gpus "${ngpu}" "${exp}/log/train.log" pase-cls-train --config "${cls_config}" \
+            --train "$(set_dir train)" --dev "$(set_dir dev)" --classes "${lists}/classes" --out "${exp}" \
+            --pooling "${pooling}" --device "${device}" ${ft_opts} ${cls_args}
+        echo "${setting}" > "${exp}/.train.done"
+    fi
+fi
+
+if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
+    [ -f "${exp}/model.pt" ] || die "${exp}/model.pt not found: run stage 4 first"
+    for s in ${eval_sets}; do
+        [ -f "$(set_input "${s}")" ] || die "$(set_input "${s}") not found: run stages 2-3 first"
+        if fresh "${exp}/decode_${s}/utt2pred" "${exp}/model.pt" "$(set_input "${s}")"; then
+            log "stage 5: decisions on ${s} are up to date, skipping"
+            continue
+        fi
+        log "stage 5: scoring $(set_dir "${s}") -> ${exp}/decode_${s}"
+        ${cuda_cmd} --gpus "${ngpu}" "${exp}/log/score_${s}.log" pase-cls-eval score "${exp}/model.pt" \
+            "$(set_dir "${s}")" "${exp}/decode_${s}" --device "${device}"
+    done
+fi
+
+if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
+    decodes=""
+    for s in ${eval_sets}; do
+        [ -f "${exp}/decode_${s}/utt2pred" ] || die "${exp}/decode_${s}/utt2pred not found: run stage 5 first"
+        decodes+=" ${exp}/decode_${s}"
+    done
+    log "stage 6: report"
+    # shellcheck disable=SC2086
+    pase-cls-eval report ${decodes} --results "${exp}/RESULTS.md" \
+        --title "${tag} on ${data_set}" > "${exp}/log/report.log" 2>&1 || die "report failed (see ${exp}/log/report.log)"
+    grep -i "warning" "${exp}/log/report.log" >&2 || true
+    log "results: ${exp}/RESULTS.md"
+    sed -n '/^| set/,/^$/p' "${exp}/RESULTS.md" >&2
+fi
+log "done"
