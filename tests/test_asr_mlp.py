@@ -1,0 +1,72 @@
+"""The hybrid MLP: context windows, length matching, priors, training schedule, scaled likelihoods."""
+import numpy as np
+import pytest
+import torch
+
+from pase.asr.mlp import (AlignmentError, FrameSet, HybridMLP, MlpOptions, frame_error, log_priors,
+                          match_lengths, scaled_loglikes, train_mlp)
+
+
+def test_windows_stay_inside_their_utterance():
+    feats = {"a": np.arange(4, dtype=np.float32)[:, None], "b": 10 + np.arange(3, dtype=np.float32)[:, None]}
+    fs = FrameSet(feats, context=2)
+    assert fs.input_dim == 5
+    w = fs.windows(torch.arange(len(fs)))
+    # utterance a: frames 0..3, edges repeated; utterance b starts at row 4
+    assert w[0].tolist() == [0, 0, 0, 1, 2]
+    assert w[3].tolist() == [1, 2, 3, 3, 3]
+    assert w[4].tolist() == [10, 10, 10, 11, 12]
+    assert torch.equal(fs.utterance("b"), w[4:])
+
+
+def test_length_matching_trims_known_extra_frames_only():
+    labels = np.zeros(10, np.int64)
+    assert len(match_lengths(np.zeros((12, 3)), labels, "u")) == 10
+    with pytest.raises(AlignmentError, match=r"'u': 15 feature frames vs 10"):
+        match_lengths(np.zeros((15, 3)), labels, "u")
+    with pytest.raises(AlignmentError, match="9 feature frames"):
+        match_lengths(np.zeros((9, 3)), labels, "u")
+    with pytest.raises(AlignmentError, match="no alignment for 1"):
+        FrameSet({"u": np.zeros((3, 2)), "v": np.zeros((3, 2))}, {"u": np.zeros(3, np.int64)})
+
+
+def test_log_priors():
+    p = log_priors([np.array([0, 0, 1]), np.array([1, 1])], 3)
+    counts = np.array([3, 4, 1.0])  # +1 smoothing
+    np.testing.assert_allclose(p, np.log(counts / counts.sum()))
+
+
+def toy_sets(seed: int):
+    """Frames whose label is the argmax of a noisy one-hot-ish code, two utterances per set."""
+    rng = np.random.default_rng(seed)
+
+    def utt(n):
+        lab = rng.integers(0, 4, n)
+        x = np.eye(4)[lab] * 2 + 0.5 * rng.standard_normal((n, 4))
+        return x.astype(np.float32), lab
+    train = [utt(300) for _ in range(3)]
+    dev = [utt(200) for _ in range(2)]
+    mk = lambda items: ({f"u{i}": f for i, (f, _) in enumerate(items)}, {f"u{i}": lab for i, (_, lab) in enumerate(items)})
+    return FrameSet(*mk(train), context=1), FrameSet(*mk(dev), context=1)
+
+
+def test_training_learns_and_halves_the_learning_rate():
+    train, dev = toy_sets(0)
+    opts = MlpOptions(hidden=32, layers=2, epochs=8, batch_size=32, lr=0.2, improvement_threshold=0.5)
+    model, history = train_mlp(train, dev, 4, opts, torch.device("cpu"))
+    assert history[-1]["dev_frame_error"] < 0.15
+    assert frame_error(model, dev, torch.device("cpu")) == pytest.approx(min(h["dev_frame_error"] for h in history))
+    lrs = [h["lr"] for h in history]
+    assert lrs[0] == 0.2 and lrs[-1] < 0.2 and all(b in (a, a * 0.5) for a, b in zip(lrs, lrs[1:]))
+
+
+def test_scaled_loglikes_are_log_posteriors_minus_priors():
+    train, _ = toy_sets(1)
+    model = HybridMLP(train.input_dim, 4, hidden=16, layers=1)
+    priors = log_priors([train.labels.numpy()], 4)
+    out = scaled_loglikes(model, train, priors, torch.device("cpu"))
+    model.eval()
+    with torch.no_grad():
+        direct = model(train.utterance("u0")).numpy() - priors
+    np.testing.assert_allclose(out["u0"], direct, rtol=1e-5, atol=1e-5)
+    assert out["u0"].shape == (300, 4)
