@@ -53,6 +53,12 @@ setup(
             "pase-report=pase.launch:report",
             "pase-prepare-rirs=pase.launch:prepare_rirs",
             "pase-make-distortion-banks=pase.launch:make_distortion_banks",
+            "pase-prep-timit=pase.launch:prep_timit",
+            "pase-make-lang=pase.launch:make_lang",
+            "pase-train-gmm=pase.launch:train_gmm",
+            "pase-asr-feats=pase.launch:asr_feats",
+            "pase-train-mlp=pase.launch:train_mlp",
+            "pase-decode=pase.launch:decode",
         ],
     },
 )

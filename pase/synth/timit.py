@@ -17,24 +17,12 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from pase.prep.timit import CORE_TEST_SPEAKERS, DEV_SPEAKERS  # Kaldi's official speaker lists
 from pase.synth.espeak import (Phone, Speech, Voice, as_recorded, distinct_voices, map_in_pool,
                                synthesize, to_int16)
 from pase.synth.text import SA_SENTENCES, from_text, random_sentence
 
 log = logging.getLogger("pase.synth.timit")
-
-# Kaldi's egs/timit/s5/conf/test_spk.list: the 24-speaker core test set, three per dialect region.
-CORE_TEST_SPEAKERS = (
-    "mdab0", "mwbt0", "felc0", "mtas1", "mwew0", "fpas0", "mjmp0", "mlnt0", "fpkt0", "mlll0",
-    "mtls0", "fjlm0", "mbpm0", "mklt0", "fnlp0", "mcmj0", "mjdh0", "fmgd0", "mgrt0", "mnjm0",
-    "fdhc0", "mjln0", "mpam0", "fmld0")
-# Kaldi's egs/timit/s5/conf/dev_spk.list: the 50-speaker development set (also from TEST).
-DEV_SPEAKERS = (
-    "faks0", "fdac1", "fjem0", "mgwt0", "mjar0", "mmdb1", "mmdm2", "mpdf0", "fcmh0", "fkms0",
-    "mbdg0", "mbwm0", "mcsh0", "fadg0", "fdms0", "fedw0", "mgjf0", "mglb0", "mrtk0", "mtaa0",
-    "mtdt0", "mthc0", "mwjg0", "fnmr0", "frew0", "fsem0", "mbns0", "mmjr0", "mdls0", "mdlf0",
-    "mdvc0", "mers0", "fmah0", "fdrw0", "mrcs0", "mrjm4", "fcal1", "mmwh0", "fjsj0", "majc0",
-    "mjsw0", "mreb0", "fgjd0", "fjmg0", "mroa0", "mteb0", "mjfc0", "mrjr0", "fmml0", "mrws1")
 
 TIMIT_PHONES = (
     "b", "d", "g", "p", "t", "k", "dx", "q",                       # stops, flap, glottal stop

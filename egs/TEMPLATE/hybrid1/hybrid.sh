@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# HMM-DNN hybrid phone recognition template (TIMIT-style), all from pip-installable Kaldi.
+# A recipe provides local/data.sh (corpus -> data/{train,dev,test} with phone transcripts), conf/
+# and a run.sh calling this script.
+#
+# Stages (each skips itself when its outputs are up to date; logs in exp/*/log* and data/log):
+#   1  local/data.sh: corpus -> data dirs                            data/{train,dev,test}
+#   2  lang: lexicon, L.fst, phone bigram G.fst                       data/lang, data/lang_test_bg
+#   3  GMM-HMM: MFCC+CMVN+deltas, monophone then triphone training,
+#      alignments of train and dev, GMM decodes of the test sets      exp/mono, exp/tri, */decode_*
+#   4  input features of the MLP: PASE+ (frozen encoder) or MFCC      dump/<feats>/<set>, data/<set>_<feats>
+#   5  MLP acoustic model on the triphone pdf alignments, priors      exp/mlp_<feats>
+#   6  lattice decoding, LM-weight sweep, 39-phone PER (standard and
+#      lenient silence scoring), RESULTS.md                           exp/mlp_<feats>/decode_<set>, RESULTS.md
+set -euo pipefail
+
+log() { echo "$(date '+%Y-%m-%d %H:%M:%S') (hybrid.sh:${BASH_LINENO[0]}) $*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+stage=1
+stop_stage=6
+local_data_opts=""               # options passed to local/data.sh
+feats=pase                       # MLP input: pase (frozen PASE+ features) or mfcc (baseline)
+pase_cfg=conf/PASE+.cfg          # encoder config for feats=pase
+pase_ckpt=""                     # encoder checkpoint for feats=pase (e.g. FE_e199.ckpt)
+extract_args="--peak-norm"       # pase-extract options (the original peak-normalised TIMIT)
+mono_config=conf/mono.yaml       # pase-train-gmm options
+tri_config=conf/tri.yaml
+mlp_config=conf/mlp.yaml         # pase-train-mlp options (MlpOptions)
+test_sets="dev test"             # sets decoded and scored
+acwt=0.2                         # acoustic scale of the hybrid lattices (the original's)
+lmwt=1:10                        # LM weights of the scoring sweep
+gmm_lmwt="6 8 10 12"             # LM weights (1/acoustic scale) of the GMM decodes
+nj=4                             # feature extraction jobs
+device=auto                      # MLP training device
+help_message="Usage: $0 [--stage N] [--stop_stage M] [--feats pase|mfcc] [--pase_ckpt FE.ckpt] ..."
+
+. utils/parse_options.sh
+. ./path.sh
+. ./cmd.sh
+[ $# -eq 0 ] || die "unexpected arguments: $*"
+mkdir -p data/log exp
+fresh() { local stamp=$1; shift; [ -f "${stamp}" ] || return 1; for f in "$@"; do [ "${stamp}" -nt "${f}" ] || return 1; done; }
+mlp=exp/mlp_${feats}
+
+if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
+    if [ -f data/test/text ] && fresh data/.stage1.done local/data.sh db.sh \
+            && [ "$(cat data/.stage1.done)" = "${local_data_opts}" ]; then
+        log "stage 1: data dirs are up to date, skipping"
+    else
+        log "stage 1: data preparation"
+        eval local/data.sh "${local_data_opts}" 2>&1 | tee data/log/data.log
+        for s in train dev test; do
+            utils/validate_data_dir.sh --no-feats "data/${s}" >> data/log/data.log 2>&1 \
+                || die "data/${s} fails validation (see data/log/data.log)"
+        done
+        echo "${local_data_opts}" > data/.stage1.done
+    fi
+fi
+
+if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
+    [ -f data/train/text ] || die "data/train/text not found: run stage 1 first"
+    if fresh data/lang_test_bg/G.fst data/train/text; then
+        log "stage 2: lang dirs are up to date, skipping"
+    else
+        log "stage 2: lang (phone lexicon, L.fst) and phone bigram G.fst"
+        pase-make-lang data/train data/lang data/lang_test_bg > data/log/lang.log 2>&1 \
+            || die "lang preparation failed (see data/log/lang.log)"
+    fi
+fi
+
+if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
+    [ -f data/lang_test_bg/G.fst ] || die "data/lang_test_bg not found: run stage 2 first"
+    if fresh exp/mono/final.npz data/train/text data/lang/L.fst "${mono_config}"; then
+        log "stage 3: monophone system is up to date, skipping"
+    else
+        log "stage 3: monophone GMM-HMM -> exp/mono"
+        ${train_cmd} exp/mono/log.train pase-train-gmm mono --data data/train --lang data/lang \
+            --out exp/mono --config "${mono_config}" --align-data data/dev
+    fi
+    if fresh exp/tri/final.npz exp/mono/final.npz "${tri_config}"; then
+        log "stage 3: triphone system is up to date, skipping"
+    else
+        log "stage 3: triphone GMM-HMM (numpy decision tree) -> exp/tri"
+        ${train_cmd} exp/tri/log.train pase-train-gmm tri --data data/train --lang data/lang \
+            --out exp/tri --ali-from exp/mono --config "${tri_config}" --align-data data/dev
+    fi
+    for sys in mono tri; do
+        for s in ${test_sets}; do
+            if fresh "exp/${sys}/decode_${s}/best_per" "exp/${sys}/final.npz"; then continue; fi
+            log "stage 3: decoding data/${s} with exp/${sys}"
+            ${train_cmd} "exp/${sys}/log.decode_${s}" pase-decode gmm --gmm "exp/${sys}" \
+                --lang-test data/lang_test_bg --data "data/${s}" --out "exp/${sys}/decode_${s}" \
+                --lmwt "${gmm_lmwt}"
+        done
+    done
+fi
+
+if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
+    case "${feats}" in
+        pase) [ -n "${pase_ckpt}" ] && [ -f "${pase_ckpt}" ] || die "feats=pase needs --pase_ckpt (an encoder checkpoint, e.g. FE_e199.ckpt)" ;;
+        mfcc) ;;
+        *) die "unknown --feats ${feats} (pase or mfcc)" ;;
+    esac
+    for s in train ${test_sets}; do
+        out=data/${s}_${feats}
+        if fresh "${out}/feats.scp" "data/${s}/wav.scp" ${pase_ckpt}; then
+            log "stage 4: ${feats} features of ${s} are up to date, skipping"
+            continue
+        fi
+        log "stage 4: ${feats} features of data/${s} -> ${out}"
+        mkdir -p "exp/log"
+        if [ "${feats}" = pase ]; then
+            # shellcheck disable=SC2086
+            ${train_cmd} "exp/log/extract_${feats}_${s}.log" pase-extract "data/${s}" "dump/${feats}/${s}" \
+                --out-data-dir "${out}" --config "${pase_cfg}" --ckpt "${pase_ckpt}" --nj "${nj}" \
+                --no-progress ${extract_args}
+        else
+            ${train_cmd} "exp/log/extract_${feats}_${s}.log" pase-asr-feats "data/${s}" "dump/${feats}/${s}" \
+                --out-data-dir "${out}"
+        fi
+    done
+fi
+
+if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
+    [ -f "data/train_${feats}/feats.scp" ] || die "data/train_${feats} not found: run stage 4 first"
+    [ -f exp/tri/pdf_ali_dev.ark ] || die "exp/tri/pdf_ali_dev.ark not found: run stage 3 first"
+    if fresh "${mlp}/final.pt" "data/train_${feats}/feats.scp" exp/tri/pdf_ali.ark "${mlp_config}"; then
+        log "stage 5: ${mlp} is up to date, skipping"
+    else
+        log "stage 5: MLP acoustic model on ${feats} features -> ${mlp}"
+        ${cuda_cmd} "${mlp}/log.train" pase-train-mlp --train "data/train_${feats}" --dev "data/dev_${feats}" \
+            --gmm exp/tri --out "${mlp}" --config "${mlp_config}" --device "${device}"
+    fi
+fi
+
+if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
+    [ -f "${mlp}/final.pt" ] || die "${mlp}/final.pt not found: run stage 5 first"
+    for s in ${test_sets}; do
+        if fresh "${mlp}/decode_${s}/best_per" "${mlp}/final.pt"; then
+            log "stage 6: ${mlp}/decode_${s} is up to date, skipping"
+            continue
+        fi
+        log "stage 6: decoding data/${s}_${feats} with ${mlp}"
+        ${train_cmd} "${mlp}/log.decode_${s}" pase-decode hybrid --model "${mlp}" --gmm exp/tri \
+            --lang-test data/lang_test_bg --data "data/${s}_${feats}" --out "${mlp}/decode_${s}" \
+            --acwt "${acwt}" --lmwt "${lmwt}"
+    done
+    {
+        echo "# Results"
+        echo
+        echo "39-phone PER, best LM weight per system and set. Standard: silence scored as a phone;"
+        echo "lenient: silence removed from reference and hypothesis (the original PASE+ scoring)."
+        echo
+        echo '```'
+        for f in exp/*/decode_*/best_per; do [ -f "${f}" ] && cat "${f}"; done
+        echo '```'
+    } > RESULTS.md
+    cat RESULTS.md
+fi
+log "done"

@@ -1,0 +1,1 @@
+../../TEMPLATE/hybrid1/hybrid.sh

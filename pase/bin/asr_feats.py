@@ -1,0 +1,40 @@
+"""pase-asr-feats: MFCC + per-speaker mean normalisation + deltas (39 dims) as ark/scp.
+
+    pase-asr-feats data/test dump/mfcc/test --out-data-dir data/test_mfcc
+
+The GMM systems' features (pase.asr.features), written in pase-extract's layout so that the
+hybrid MLP can use them as its MFCC baseline input: dump/.../feats.{ark,scp} and a copy of the
+data dir with feats.scp.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pase.asr.features import mfcc_cmvn_deltas, write_feats
+from pase.bin import run_main
+from pase.extraction import absolute
+from pase.io import DataDir, copy_data_dir, read_kaldi_map, write_kaldi_map
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="pase-asr-feats", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("data_dir", type=Path)
+    p.add_argument("dump_dir", type=Path)
+    p.add_argument("--out-data-dir", type=Path, required=True)
+    args = p.parse_args(argv)
+    data = DataDir.load(args.data_dir)
+    feats = mfcc_cmvn_deltas(data)
+    args.dump_dir.mkdir(parents=True, exist_ok=True)
+    write_feats(feats, absolute(args.dump_dir / "feats.ark"), args.dump_dir / "feats.scp")
+    copy_data_dir(args.data_dir, args.out_data_dir, utt_ids=sorted(feats))
+    write_kaldi_map(args.out_data_dir / "feats.scp", read_kaldi_map(args.dump_dir / "feats.scp"))
+
+
+def cli() -> None:
+    run_main(main, "pase-asr-feats")
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,115 @@
+"""pase-train-mlp: the hybrid acoustic model on frozen features and GMM pdf alignments.
+
+    pase-train-mlp --train data/train_pase --dev data/dev_pase --gmm exp/tri --out exp/mlp_pase
+
+--train/--dev are data dirs with feats.scp (pase-extract's output: PASE+ features with
+per-speaker CMVN statistics in cmvn.scp, applied as mean normalisation like the original) or
+feats.scp files (e.g. the GMM's MFCC cache exp/mono/feats_train.scp, for a baseline). Targets:
+<gmm>/pdf_ali.ark and <gmm>/pdf_ali_<dev name>.ark (pase-train-gmm --align-data). Writes
+<out>/final.pt (MLP weights), log_priors.npy (from the training alignments), mlp.yaml
+(options, input and output sizes) and history.json (per epoch: lr, loss, dev frame error).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+import torch
+import yaml
+
+from pase.asr.align import read_alignments
+from pase.asr.mlp import FrameSet, MlpOptions, log_priors, train_mlp
+from pase.bin import run_main
+from pase.config import load_config
+from pase.errors import PaseError
+from pase.io import apply_cmvn, read_kaldi_map
+
+log = logging.getLogger("pase-train-mlp")
+
+
+def load_features(source: Path) -> dict[str, np.ndarray]:
+    """Features of a data dir (feats.scp, per-speaker mean normalisation from cmvn.scp) or an scp."""
+    if source.is_dir():
+        scp = source / "feats.scp"
+        if not scp.is_file():
+            raise PaseError(f"{source}: no feats.scp (dump features with pase-extract first)")
+        feats = {u: np.asarray(m, dtype=np.float32) for u, m in kaldiio.load_scp(str(scp)).items()}
+        if (source / "cmvn.scp").is_file():
+            cmvn = kaldiio.load_scp(str(source / "cmvn.scp"))
+            utt2spk = read_kaldi_map(source / "utt2spk")
+            feats = {u: apply_cmvn(m, cmvn[utt2spk[u]]) for u, m in feats.items()}
+        return feats
+    if not source.is_file():
+        raise PaseError(f"{source}: neither a data dir nor a feats.scp file")
+    return {u: np.asarray(m, dtype=np.float32) for u, m in kaldiio.load_scp(str(source)).items()}
+
+
+def aligned(feats: dict[str, np.ndarray], ali: dict[str, np.ndarray], what: str) -> dict[str, np.ndarray]:
+    """Utterances with both features and an alignment (the GMM may fail to align a few)."""
+    keep = {u: f for u, f in feats.items() if u in ali}
+    if not keep:
+        raise PaseError(f"{what}: no utterance has both features and an alignment (different ids?)")
+    if len(keep) < len(feats):
+        log.warning("%s: %d of %d utterances have no alignment and are left out", what,
+                    len(feats) - len(keep), len(feats))
+    return keep
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="pase-train-mlp", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--train", type=Path, required=True, help="training data dir or feats.scp")
+    p.add_argument("--dev", type=Path, required=True, help="dev data dir or feats.scp")
+    p.add_argument("--gmm", type=Path, required=True, help="GMM dir with pdf_ali.ark, pdf_ali_<dev>.ark, num_pdfs")
+    p.add_argument("--dev-ali", type=Path, default=None, help="dev pdf alignments (default <gmm>/pdf_ali_dev.ark)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--config", type=Path, default=None, help="YAML of MlpOptions fields (hidden, layers, lr, ...)")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--device", default="auto")
+    args = p.parse_args(argv)
+    opts = MlpOptions()
+    if args.config is not None:
+        cfg = load_config(args.config)
+        known = {f.name for f in fields(MlpOptions)}
+        bad = sorted(set(cfg) - known)
+        if bad:
+            raise PaseError(f"{args.config}: unknown option(s) {bad}; known: {sorted(known)}")
+        opts = MlpOptions(**cfg)
+    if args.epochs is not None:
+        opts.epochs = args.epochs
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    num_pdfs = int((args.gmm / "num_pdfs").read_text())
+    train_ali = read_alignments(args.gmm / "pdf_ali.ark")
+    dev_ali = read_alignments(args.dev_ali or args.gmm / "pdf_ali_dev.ark")
+    train = FrameSet(aligned(load_features(args.train), train_ali, str(args.train)), train_ali, opts.context)
+    dev = FrameSet(aligned(load_features(args.dev), dev_ali, str(args.dev)), dev_ali, opts.context)
+    log.info("training %s: %d train / %d dev frames, input %d, %d pdfs, device %s", args.out,
+             len(train), len(dev), train.input_dim, num_pdfs, device)
+    start = time.time()
+    model, history = train_mlp(train, dev, num_pdfs, opts, device)
+    seconds = time.time() - start
+    args.out.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), args.out / "final.pt")
+    np.save(args.out / "log_priors.npy", log_priors((train_ali[u] for u in train.utts), num_pdfs))
+    frames_per_s = len(train) * len(history) / max(seconds, 1e-9)
+    (args.out / "mlp.yaml").write_text(yaml.safe_dump({
+        "options": asdict(opts), "input_dim": train.input_dim, "num_pdfs": num_pdfs,
+        "train_frames": len(train), "train_seconds": round(seconds, 1),
+        "train_frames_per_second": round(frames_per_s, 1)}, sort_keys=False))
+    (args.out / "history.json").write_text(json.dumps(history, indent=1))
+    best = min(h["dev_frame_error"] for h in history)
+    log.info("done in %.1f s (%.0f frames/s): best dev frame error %.2f%%", seconds, frames_per_s, 100 * best)
+
+
+def cli() -> None:
+    run_main(main, "pase-train-mlp")
+
+
+if __name__ == "__main__":
+    cli()
