@@ -59,6 +59,9 @@ setup(
             "pase-asr-feats=pase.launch:asr_feats",
             "pase-train-mlp=pase.launch:train_mlp",
             "pase-decode=pase.launch:decode",
+            "pase-cls-features=pase.launch:cls_features",
+            "pase-cls-train=pase.launch:cls_train",
+            "pase-cls-eval=pase.launch:cls_eval",
         ],
     },
 )

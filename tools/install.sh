@@ -5,7 +5,8 @@
 #   EXTRAS=dev,gpu tools/install.sh
 set -euo pipefail
 
-tools=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# Physical path: a symlinked tools/ (e.g. a test copy of the tree) must still install this checkout.
+tools=$(cd -P "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$tools")
 venv=$tools/venv
 extras=${EXTRAS:-dev}

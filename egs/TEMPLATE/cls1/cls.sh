@@ -48,8 +48,8 @@ help_message="Usage: $0 [--stage N] [--stop_stage M] [--data_set S] [--feat_type
 case ${feat_type} in pase|mfcc|fbank) ;; *) die "--feat_type must be pase, mfcc or fbank, got '${feat_type}'" ;; esac
 case ${pooling} in frame|stats) ;; *) die "--pooling must be frame or stats, got '${pooling}'" ;; esac
 [ -n "${feat_config}" ] || feat_config=conf/${feat_type}.yaml
-[ -n "${tag}" ] || tag=${feat_type}_${pooling}$(${finetune} && echo _ft || true)
-${finetune} && [ "${feat_type}" != pase ] && die "--finetune true fine-tunes a PASE encoder: needs --feat_type pase"
+if [ -z "${tag}" ]; then tag=${feat_type}_${pooling}; if ${finetune}; then tag+=_ft; fi; fi
+if ${finetune} && [ "${feat_type}" != pase ]; then die "--finetune true fine-tunes a PASE encoder: needs --feat_type pase"; fi
 exp=exp/${tag}
 lists=data/${data_set}_lists
 mkdir -p "${exp}/log" data/log
@@ -109,6 +109,7 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
     src=data/${data_set}
     [ -f "${src}/utt2label" ] || die "${src}/utt2label not found: run stage 1 (local/data.sh) first"
     setting="${train_list}|${dev_list}|${test_list}|${test_fraction}|${dev_fraction}"
+    # shellcheck disable=SC2086
     if fresh "${lists}/.done" "${src}/utt2label" "${src}/wav.scp" ${train_list} ${dev_list} ${test_list} \
             && [ "$(cat "${lists}/.done")" = "${setting}" ]; then
         log "stage 2: split is up to date, skipping"
@@ -144,8 +145,12 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
             filter_utts "${lists}/${s}" "${src}/utt2label" > "data/${data_set}_${s}/utt2label"
             log "stage 2: data/${data_set}_${s}: $(wc -l < "${lists}/${s}") utterances"
         done
-        # Every label of the corpus is a class: one without training examples fails in stage 4.
+        # Every label of the corpus is a class, and each needs training examples: a label only in
+        # dev or test could never be predicted, so that split is refused here.
         cut -d' ' -f2 "${src}/utt2label" | sort -u > "${lists}/classes"
+        empty=$(cut -d' ' -f2 "data/${data_set}_train/utt2label" | sort -u | comm -13 - "${lists}/classes" \
+            | head -n 5 | tr '\n' ' ')
+        [ -z "${empty}" ] || die "class(es) without training examples: ${empty}(fix the lists or fractions)"
         echo "${setting}" > "${lists}/.done"
     fi
 fi

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Speaker identification of the synthetic corpus's espeak voices (8 speakers, 12 utterances each:
+# 3 test, 2 dev, 7 train), the original's frame classifier on frozen PASE+ features.
+#   ./run.sh                                  # PASE+ features of the egs/demo encoder (run egs/demo/run.sh first)
+#   ./run.sh --pase_ckpt /models/FE_e199.ckpt # the released PASE+ encoder
+#   ./run.sh --feat_type mfcc                 # baselines: mfcc or fbank (conf/<feat_type>.yaml)
+#   ./run.sh --pooling stats                  # statistics pooling instead of frame decisions
+#   ./run.sh --finetune true                  # fine-tune the encoder with the classifier
+set -euo pipefail
+lists=data/local/train_clean_5_lists
+./cls.sh \
+    --data_set train_clean_5 \
+    --local_data_opts "--subset train-clean-5 --num_test 3 --num_dev 2" \
+    --train_list ${lists}/train --dev_list ${lists}/dev --test_list ${lists}/test \
+    --feat_type pase \
+    --pase_cfg conf/PASE+.cfg \
+    --pase_ckpt ../../librispeech/pase1/exp/demo \
+    --cls_config conf/cls.yaml \
+    "$@"

@@ -1,0 +1,174 @@
+"""Utterance classifiers on PASE (or baseline) frame features, as in the original's downstream scripts.
+
+The original speaker-id (spk_id/run_minivox_fast.py) and emotion (emorec/run_IEMOCAP_fast.py)
+classifiers take every frame with the utterance mean appended (the encoder's 'avg_concat' mode),
+z-normalise it with training-set statistics, and train a one-hidden-layer MLP (LayerNorm on the
+input and the hidden layer, ReLU, dropout) on frames; an utterance is classified by summing its
+frames' log-probabilities. `pooling="stats"` is the utterance-level alternative: z-normalised
+frames pooled into their mean and standard deviation, one MLP decision per utterance.
+`FinetuneClassifier` puts a PASE encoder in front of the same head so both train from waveforms.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from pase.errors import PaseError
+from pase.models.frontend import WaveFe, wf_builder
+
+POOLINGS = ("frame", "stats")
+FORMAT = "pase-cls/1"
+_STD_FLOOR = 1e-5  # a constant input dimension must not divide by zero
+
+
+class ClassifierError(PaseError):
+    """A classifier checkpoint that cannot be used."""
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """The classifier head; the defaults are the original speaker-id MLP's."""
+
+    feat_dim: int
+    num_classes: int
+    hidden: int = 256
+    dropout: float = 0.15
+    pooling: str = "frame"
+    avg_concat: bool = True
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if self.feat_dim < 1 or self.num_classes < 2 or self.hidden < 1:
+            raise ValueError(f"need feat_dim >= 1, num_classes >= 2, hidden >= 1: {self}")
+
+    @property
+    def in_dim(self) -> int:
+        """Width of one MLP input row."""
+        return self.feat_dim * (2 if self.pooling == "stats" or self.avg_concat else 1)
+
+    @property
+    def norm_dim(self) -> int:
+        """Width of what is z-normalised: the MLP rows (frame) or the frames before pooling (stats)."""
+        return self.in_dim if self.pooling == "frame" else self.feat_dim
+
+
+class ClassifierHead(nn.Module):
+    """Utterance features (frames x feat_dim) -> MLP input rows -> class log-probabilities per row.
+
+    An utterance gives one row per frame (`pooling="frame"`) or a single row (`"stats"`); its
+    score is the sum of its rows' log-probabilities, its class the argmax of that sum.
+    """
+
+    def __init__(self, cfg: HeadConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.register_buffer("mean", torch.zeros(cfg.norm_dim))
+        self.register_buffer("std", torch.ones(cfg.norm_dim))
+        self.mlp = nn.Sequential(nn.LayerNorm(cfg.in_dim), nn.Linear(cfg.in_dim, cfg.hidden),
+                                 nn.LayerNorm(cfg.hidden), nn.ReLU(), nn.Dropout(cfg.dropout),
+                                 nn.Linear(cfg.hidden, cfg.num_classes), nn.LogSoftmax(dim=-1))
+
+    def _prenorm(self, feats: torch.Tensor) -> torch.Tensor:
+        if self.cfg.pooling == "frame" and self.cfg.avg_concat:
+            return torch.cat([feats, feats.mean(-2, keepdim=True).expand_as(feats)], -1)
+        return feats
+
+    def rows(self, feats: torch.Tensor) -> torch.Tensor:
+        """(..., T, feat_dim) utterance features -> (..., R, in_dim) z-normalised MLP input rows."""
+        x = (self._prenorm(feats) - self.mean) / self.std
+        if self.cfg.pooling == "stats":
+            x = torch.cat([x.mean(-2, keepdim=True), x.std(-2, unbiased=False, keepdim=True)], -1)
+        return x
+
+    @torch.no_grad()
+    def fit_norm(self, train_feats: Iterable[torch.Tensor]) -> None:
+        """Set the z-normalisation from training utterances only (never dev or test data)."""
+        total = sq = None
+        count = 0
+        for f in train_feats:
+            x = self._prenorm(f.to(self.mean.device)).double().reshape(-1, self.cfg.norm_dim)
+            total = x.sum(0) if total is None else total + x.sum(0)
+            sq = (x * x).sum(0) if sq is None else sq + (x * x).sum(0)
+            count += x.shape[0]
+        if not count:
+            raise ValueError("fit_norm: no training frames")
+        mean = total / count
+        self.mean.copy_(mean.float())
+        self.std.copy_((sq / count - mean * mean).clamp_min(0).sqrt().clamp_min(_STD_FLOOR).float())
+
+    def forward(self, rows: torch.Tensor) -> torch.Tensor:
+        return self.mlp(rows)
+
+    def utterance_scores(self, feats: torch.Tensor) -> torch.Tensor:
+        """Summed row log-probabilities (num_classes,) of one utterance's (T, feat_dim) features."""
+        return self(self.rows(feats)).sum(0)
+
+
+class FinetuneClassifier(nn.Module):
+    """A PASE encoder followed by a `ClassifierHead`, trained together from waveforms."""
+
+    def __init__(self, encoder: WaveFe, head: ClassifierHead) -> None:
+        super().__init__()
+        if head.cfg.feat_dim != encoder.emb_dim:
+            raise ValueError(f"head expects {head.cfg.feat_dim}-dim features, the encoder gives {encoder.emb_dim}")
+        self.encoder = encoder
+        self.head = head
+
+    def features(self, wav: torch.Tensor) -> torch.Tensor:
+        """(B, 1, T) waveforms -> (B, frames, emb_dim)."""
+        return self.encoder(wav).transpose(1, 2)
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        """(B, 1, T) equal-length chunks -> (B, R, num_classes) row log-probabilities."""
+        return self.head(self.head.rows(self.features(wav)))
+
+    def utterance_scores(self, wav: torch.Tensor) -> torch.Tensor:
+        """Summed log-probabilities of one whole (T,) waveform."""
+        return self.head.utterance_scores(self.features(wav.view(1, 1, -1))[0])
+
+
+Classifier = ClassifierHead | FinetuneClassifier
+
+
+def build_finetune(pase_cfg: str | Path, pase_ckpt: str | Path | None, num_classes: int,
+                   **head_options: Any) -> FinetuneClassifier:
+    """The encoder of `pase_cfg` with `pase_ckpt`'s weights (the original's FE_e*.ckpt or ours) + a head.
+
+    `head_options` are the other HeadConfig fields; the feature width is the encoder's.
+    """
+    encoder = wf_builder(pase_cfg)
+    if pase_ckpt is not None:
+        encoder.load_pretrained(pase_ckpt, load_last=True, verbose=True)
+    return FinetuneClassifier(encoder, ClassifierHead(HeadConfig(encoder.emb_dim, num_classes, **head_options)))
+
+
+def save_classifier(path: Path, model: Classifier, classes: list[str], meta: dict[str, Any]) -> None:
+    """Write the model, its class names and `meta` (how it was trained) atomically."""
+    head = model.head if isinstance(model, FinetuneClassifier) else model
+    doc = {"format": FORMAT, "head": asdict(head.cfg), "classes": list(classes), "meta": meta,
+           "encoder": model.encoder.config if isinstance(model, FinetuneClassifier) else None,
+           "state": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(doc, tmp)
+    os.replace(tmp, path)
+
+
+def load_classifier(path: Path) -> tuple[Classifier, list[str], dict[str, Any]]:
+    """(model in eval mode, class names, meta) from a `save_classifier` file."""
+    try:
+        doc = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ClassifierError(f"{path}: not found; train a classifier first (pase-cls-train)") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ClassifierError(f"{path}: not a pase-cls-train model")
+    head = ClassifierHead(HeadConfig(**doc["head"]))
+    model: Classifier = head if doc["encoder"] is None else FinetuneClassifier(wf_builder(doc["encoder"]), head)
+    model.load_state_dict(doc["state"])
+    return model.eval(), doc["classes"], doc["meta"]
