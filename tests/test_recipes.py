@@ -96,7 +96,25 @@ def test_demo_end_to_end(tmp_path):
     train = set(read_kaldi_map(recipe / "data/pase_train/spk2utt"))
     valid = set(read_kaldi_map(recipe / "data/pase_valid/spk2utt"))
     assert train and valid and not train & valid
+    # TIMIT hybrid: GMM systems, hybrid MLP on the demo encoder's features, both scorings.
+    timit = tmp_path / "egs/timit/hybrid1"
+    results = (timit / "RESULTS.md").read_text()
+    per = {}
+    for line in results.splitlines():
+        if line.startswith("%PER") and "(standard scoring)" in line:
+            per[line.split()[-3].split("/decode_")[0] + "/" + line.split("/decode_")[1].split("/")[0]] = float(line.split()[1])
+    assert {"exp/mono/test", "exp/tri/test", "exp/mlp_pase/test"} <= set(per), results
+    assert per["exp/tri/test"] < per["exp/mono/test"], per
+    assert "(lenient scoring)" in results
+    assert (timit / "exp/mlp_pase/decode_test/loglikes.ark").stat().st_size > 0
+    # The MFCC-input hybrid (same MLP recipe) beats its triphone GMM.
+    mfcc = subprocess.run(["bash", "run.sh", "--stage", "4", "--feats", "mfcc", "--mlp_config", "conf/mlp_demo.yaml"],
+                          cwd=timit, capture_output=True, text=True, env=env, timeout=1200)
+    assert mfcc.returncode == 0, mfcc.stderr[-3000:]
+    lines = [ln for ln in (timit / "RESULTS.md").read_text().splitlines() if "mlp_mfcc/decode_test" in ln]
+    hybrid = float(next(ln for ln in lines if "(standard scoring)" in ln).split()[1])
+    assert hybrid < per["exp/tri/test"], (hybrid, per)
     # A second run finds every stage complete and skips it.
     again = subprocess.run(["bash", str(tmp_path / "egs/demo/run.sh")], capture_output=True, text=True, env=env,
                            timeout=600)
-    assert again.returncode == 0 and again.stderr.count("skipping") >= 5, again.stderr[-2000:]
+    assert again.returncode == 0 and again.stderr.count("skipping") >= 12, again.stderr[-2000:]

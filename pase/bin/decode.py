@@ -20,7 +20,6 @@ import logging
 import time
 from pathlib import Path
 
-import kaldi_hmm_gmm  # noqa: F401  (first: the pinned Kaldi bindings expect this import order)
 import kaldifst
 import numpy as np
 import torch
