@@ -35,6 +35,7 @@ import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from pase.augment import build_distortions  # noqa: E402
 from pase.config import load_config  # noqa: E402
 from pase.data import ChunkDataset, EpochSampler, make_loader  # noqa: E402
 from pase.io import DataDir  # noqa: E402
@@ -67,6 +68,15 @@ def corpus(root: Path, n: int = 24, seconds: float = 6.0) -> Path:
     return root / "data"
 
 
+def banks(root: Path) -> Path:
+    """Simulated RIRs, noises, interferers and filters (pase-make-distortion-banks), made once."""
+    cfg = root / "banks" / "distortions.cfg"
+    if not cfg.exists():
+        from pase.bin.make_distortion_banks import main as make_banks
+        make_banks([str(root / "banks"), "--seed", "0"])
+    return cfg
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu")
@@ -74,6 +84,8 @@ def main() -> None:
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--num_workers", type=int, default=1)
     p.add_argument("--amp", nargs="+", default=["none", "bf16"])
+    p.add_argument("--distortions", action="store_true",
+                   help="also apply the full PASE+ distortion set (simulated banks) to the anchors")
     args = p.parse_args()
     device = torch.device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
@@ -91,6 +103,8 @@ def main() -> None:
             encoder = wf_builder("cfg/frontend/PASE+.cfg")
             regr, cls = build_workers(wcfg, encoder.emb_dim, bank.dims)
             model = PaseModel(encoder, regr, cls, TargetBank(target_specs(wcfg)), stats)
+            if args.distortions:
+                model.distort = build_distortions(banks(Path(tmp)), data_root=None).to(device)
             steps = args.steps + 1
             opts = TrainOptions(epochs=1, batches_per_epoch=steps, amp=amp, tensorboard=False, progress=False)
             trainer = Trainer(model, opts, Path(tmp) / f"exp_{amp}", device)
@@ -112,7 +126,7 @@ def main() -> None:
             mem = f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
             if device.type == "cuda":
                 mem += f", CUDA peak {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB"
-            print(f"amp {amp:4s}: {audio * args.steps / wall:6.2f} s of audio per second "
+            print(f"amp {amp:4s}{' +distortions' if args.distortions else ''}: {audio * args.steps / wall:6.2f} s of audio per second "
                   f"({wall / args.steps:.2f} s/step: {phases}); {mem}")
 
 

@@ -59,7 +59,10 @@ class PaseModel(nn.Module):
         want = set(self.worker_names) if selected is None else selected
         targets = self.targets(chunk)
         self.mark("targets")
-        x = chunk if self.distort is None else self.distort(chunk, generator)
+        x = chunk
+        if self.distort is not None:
+            with torch.autocast(chunk.device.type, enabled=False):  # signal processing stays fp32
+                x = self.distort(chunk.float(), generator)
         parts = [x] + [batch[k] for k in ("chunk_ctxt", "chunk_rand") if k in batch]
         emb = self.encoder(torch.cat(parts, 0)).chunk(len(parts), 0)
         losses = {}
