@@ -6,7 +6,8 @@
         --out exp/tri/decode_test
 
 The graph (<gmm>/graph/HCLG.fst, built from the GMM's tree and transition model and the test
-lang's G) is made on first use and reused. hybrid: the MLP's log-posteriors minus log-priors
+lang's G) is made on first use and reused. hybrid (a model from pase-train-mlp --finetune runs
+its encoder on the data dir's audio): the MLP's log-posteriors minus log-priors
 are written to <out>/loglikes.{ark,scp} (what Kaldi's latgen-faster-mapped reads), decoded into
 lattices at --acwt and scored for every LM weight (--lmwt, Kaldi's score.sh sweep). gmm: the
 GMM's 1-best at acoustic scale 1/LMWT for each LM weight. Writes <out>/score_<LMWT>/hyp.txt,
@@ -30,12 +31,14 @@ from pase.asr.features import mfcc_cmvn_deltas
 from pase.asr.gmm import GmmSystem
 from pase.asr.graph import load_hclg, make_hclg, save_hclg
 from pase.asr.lang import Lang
-from pase.asr.mlp import FrameSet, HybridMLP, scaled_loglikes
+from pase.asr.finetune import EncoderHybrid, utterance_logprobs
+from pase.asr.mlp import FrameSet, HybridMLP, MlpOptions, scaled_loglikes
 from pase.asr.score import results_line, sweep
 from pase.bin import run_main
 from pase.bin.train_mlp import load_features
 from pase.errors import PaseError
-from pase.io import DataDir, read_kaldi_map, write_matrix_ark_scp
+from pase.io import DataDir, peak_normalize, read_audio, read_kaldi_map, write_matrix_ark_scp
+from pase.models.frontend import wf_builder
 
 log = logging.getLogger("pase-decode")
 
@@ -100,12 +103,21 @@ def main(argv: list[str] | None = None) -> None:
         info = yaml.safe_load((args.model / "mlp.yaml").read_text())
         o = info["options"]
         model = HybridMLP(info["input_dim"], info["num_pdfs"], o["hidden"], o["layers"], o["dropout"])
-        model.load_state_dict(torch.load(args.model / "final.pt", map_location="cpu", weights_only=True))
+        state = torch.load(args.model / "final.pt", map_location="cpu", weights_only=True)
         if info["num_pdfs"] != system.num_pdfs:
             raise PaseError(f"{args.model} has {info['num_pdfs']} outputs but {args.gmm} {system.num_pdfs} pdfs")
-        data = FrameSet(load_features(args.data), None, o["context"])
-        loglikes = scaled_loglikes(model.to(args.device), data, np.load(args.model / "log_priors.npy"),
-                                   torch.device(args.device))
+        priors = np.load(args.model / "log_priors.npy")
+        if "finetune" in info:  # encoder and MLP together, from the waveform
+            ft_model = EncoderHybrid(wf_builder(info["finetune"]["pase_cfg"]), info["num_pdfs"], MlpOptions(**o))
+            ft_model.load_state_dict(state)
+            data_dir = DataDir.load(args.data)
+            loglikes = {u.utt_id: utterance_logprobs(ft_model.to(args.device), peak_normalize(
+                read_audio(u.source, start=u.start, end=u.end, name=u.utt_id), name=u.utt_id),
+                torch.device(args.device)).numpy() - priors for u in data_dir.utterances}
+        else:
+            model.load_state_dict(state)
+            data = FrameSet(load_features(args.data), None, o["context"])
+            loglikes = scaled_loglikes(model.to(args.device), data, priors, torch.device(args.device))
         write_matrix_ark_scp((args.out / "loglikes.ark").resolve(), args.out / "loglikes.scp", sorted(loglikes.items()))
         (args.out / "latgen-faster-mapped.txt").write_text(LATGEN_DOC.format(
             acwt=args.acwt, words=args.lang_test / "words.txt", graph=args.gmm / "graph/HCLG.fst",

@@ -8,6 +8,10 @@ feats.scp files (e.g. the GMM's MFCC cache exp/mono/feats_train.scp, for a basel
 <gmm>/pdf_ali.ark and <gmm>/pdf_ali_<dev name>.ark (pase-train-gmm --align-data). Writes
 <out>/final.pt (MLP weights), log_priors.npy (from the training alignments), mlp.yaml
 (options, input and output sizes) and history.json (per epoch: lr, loss, dev frame error).
+
+--finetune trains the PASE encoder with the MLP from the waveform (pase.asr.finetune): --train and
+--dev are then the plain data dirs (wav.scp), the encoder comes from --pase-cfg/--pase-ckpt,
+and final.pt holds encoder and MLP.
 """
 from __future__ import annotations
 
@@ -24,11 +28,13 @@ import torch
 import yaml
 
 from pase.asr.align import read_alignments
+from pase.asr.finetune import FinetuneOptions, load_waveforms, train_finetune
 from pase.asr.mlp import FrameSet, MlpOptions, log_priors, train_mlp
 from pase.bin import run_main
 from pase.config import load_config
 from pase.errors import PaseError
-from pase.io import apply_cmvn, read_kaldi_map
+from pase.io import DataDir, apply_cmvn, read_kaldi_map
+from pase.models.frontend import wf_builder
 
 log = logging.getLogger("pase-train-mlp")
 
@@ -72,6 +78,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--config", type=Path, default=None, help="YAML of MlpOptions fields (hidden, layers, lr, ...)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--device", default="auto")
+    p.add_argument("--finetune", action="store_true", help="train the encoder too, from the waveform")
+    p.add_argument("--pase-cfg", default="cfg/frontend/PASE+.cfg", help="--finetune: encoder config")
+    p.add_argument("--pase-ckpt", type=Path, default=None, help="--finetune: encoder checkpoint")
+    p.add_argument("--encoder-lr", type=float, default=1e-4, help="--finetune: encoder learning rate (Adam)")
+    p.add_argument("--chunk-frames", type=int, default=200, help="--finetune: frames per training crop")
+    p.add_argument("--crops-per-batch", type=int, default=4, help="--finetune: crops per batch")
+    p.add_argument("--steps-per-epoch", type=int, default=100, help="--finetune: batches per epoch")
     args = p.parse_args(argv)
     opts = MlpOptions()
     if args.config is not None:
@@ -87,21 +100,40 @@ def main(argv: list[str] | None = None) -> None:
     num_pdfs = int((args.gmm / "num_pdfs").read_text())
     train_ali = read_alignments(args.gmm / "pdf_ali.ark")
     dev_ali = read_alignments(args.dev_ali or args.gmm / "pdf_ali_dev.ark")
-    train = FrameSet(aligned(load_features(args.train), train_ali, str(args.train)), train_ali, opts.context)
-    dev = FrameSet(aligned(load_features(args.dev), dev_ali, str(args.dev)), dev_ali, opts.context)
-    log.info("training %s: %d train / %d dev frames, input %d, %d pdfs, device %s", args.out,
-             len(train), len(dev), train.input_dim, num_pdfs, device)
     start = time.time()
-    model, history = train_mlp(train, dev, num_pdfs, opts, device)
+    if args.finetune:
+        ft = FinetuneOptions(encoder_lr=args.encoder_lr, chunk_frames=args.chunk_frames,
+                             batch_size=args.crops_per_batch,
+                             steps_per_epoch=args.steps_per_epoch)
+        encoder = wf_builder(args.pase_cfg)
+        if args.pase_ckpt is None:
+            raise PaseError("--finetune needs --pase-ckpt (the encoder to start from)")
+        encoder.load_pretrained(args.pase_ckpt, load_last=True)
+        train_w = load_waveforms(DataDir.load(args.train), train_ali)
+        dev_w = load_waveforms(DataDir.load(args.dev), dev_ali)
+        log.info("fine-tuning %s from %s: %d train / %d dev utterances, %d pdfs, device %s", args.out,
+                 args.pase_ckpt, len(train_w), len(dev_w), num_pdfs, device)
+        model, history = train_finetune(encoder, train_w, train_ali, dev_w, dev_ali, num_pdfs, opts, ft, device)
+        utts, frames = sorted(train_w), sum(len(train_ali[u]) for u in train_w)
+        extra = {"finetune": {"pase_cfg": encoder.config, "encoder_lr": ft.encoder_lr,
+                              "chunk_frames": ft.chunk_frames, "steps_per_epoch": ft.steps_per_epoch}}
+        input_dim = model.mlp.hidden[0].in_features
+    else:
+        train = FrameSet(aligned(load_features(args.train), train_ali, str(args.train)), train_ali, opts.context)
+        dev = FrameSet(aligned(load_features(args.dev), dev_ali, str(args.dev)), dev_ali, opts.context)
+        log.info("training %s: %d train / %d dev frames, input %d, %d pdfs, device %s", args.out,
+                 len(train), len(dev), train.input_dim, num_pdfs, device)
+        model, history = train_mlp(train, dev, num_pdfs, opts, device)
+        utts, frames, extra, input_dim = train.utts, len(train), {}, train.input_dim
     seconds = time.time() - start
     args.out.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), args.out / "final.pt")
-    np.save(args.out / "log_priors.npy", log_priors((train_ali[u] for u in train.utts), num_pdfs))
-    frames_per_s = len(train) * len(history) / max(seconds, 1e-9)
+    np.save(args.out / "log_priors.npy", log_priors((train_ali[u] for u in utts), num_pdfs))
+    frames_per_s = frames * len(history) / max(seconds, 1e-9)
     (args.out / "mlp.yaml").write_text(yaml.safe_dump({
-        "options": asdict(opts), "input_dim": train.input_dim, "num_pdfs": num_pdfs,
-        "train_frames": len(train), "train_seconds": round(seconds, 1),
-        "train_frames_per_second": round(frames_per_s, 1)}, sort_keys=False))
+        "options": asdict(opts), "input_dim": input_dim, "num_pdfs": num_pdfs,
+        "train_frames": frames, "train_seconds": round(seconds, 1),
+        "train_frames_per_second": round(frames_per_s, 1), **extra}, sort_keys=False))
     (args.out / "history.json").write_text(json.dumps(history, indent=1))
     best = min(h["dev_frame_error"] for h in history)
     log.info("done in %.1f s (%.0f frames/s): best dev frame error %.2f%%", seconds, frames_per_s, 100 * best)
