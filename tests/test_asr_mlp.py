@@ -70,3 +70,19 @@ def test_scaled_loglikes_are_log_posteriors_minus_priors():
         direct = model(train.utterance("u0")).numpy() - priors
     np.testing.assert_allclose(out["u0"], direct, rtol=1e-5, atol=1e-5)
     assert out["u0"].shape == (300, 4)
+
+
+def test_baseline_features_for_the_mlp(tiny_corpus, tmp_path):
+    """pase-asr-feats writes MFCC (39) or fbank (120) features in pase-extract's layout."""
+    import kaldiio
+    from pase.bin.asr_feats import main
+    from pase.io import read_kaldi_map
+    for kind, dim in (("mfcc", 39), ("fbank", 120)):
+        out = tmp_path / f"data_{kind}"
+        main([str(tiny_corpus), str(tmp_path / f"dump_{kind}"), "--out-data-dir", str(out), "--type", kind])
+        feats = dict(kaldiio.load_scp(str(out / "feats.scp")))
+        assert set(feats) == set(read_kaldi_map(tiny_corpus / "wav.scp"))
+        assert all(m.shape[1] == dim for m in feats.values())
+        # per-speaker mean normalisation: the static part of each speaker's frames has zero mean
+        spk0 = np.concatenate([m for u, m in feats.items() if u.startswith("spk0")])
+        np.testing.assert_allclose(spk0[:, :dim // 3].mean(0), 0, atol=1e-3)

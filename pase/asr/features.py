@@ -50,6 +50,14 @@ def mfcc(wave: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
         snip_edges=True).numpy()
 
 
+def fbank(wave: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
+    """40 Kaldi log mel filterbank energies (25 ms / 10 ms, snip_edges, no dither)."""
+    x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32) * _INT16_SCALE)
+    return torchaudio.compliance.kaldi.fbank(
+        x[None], sample_frequency=float(sample_rate), num_mel_bins=40, dither=0.0,
+        snip_edges=True).numpy()
+
+
 def delta_windows(order: int = 2, window: int = 2) -> list[np.ndarray]:
     """Kaldi's DeltaFeatures scales: order i is the order-(i-1) window convolved with the
     first-order one, so every order reads the (edge-clamped) input directly."""
@@ -96,15 +104,18 @@ def cmvn_deltas(raw: Mapping[str, np.ndarray], utt2spk: Mapping[str, str]
     return {u: out[u] for u in raw}
 
 
-def mfcc_cmvn_deltas(data: DataDir) -> dict[str, np.ndarray]:
-    """39-dim GMM features ``utt -> (T, 39) float32`` of every utterance of ``data``."""
+def mfcc_cmvn_deltas(data: DataDir, kind: str = "mfcc") -> dict[str, np.ndarray]:
+    """GMM features ``utt -> (T, 39) float32`` of every utterance of ``data``; ``kind="fbank"``
+    gives 40 filterbank energies with the same normalisation and deltas (T, 120), a baseline
+    input for the hybrid MLP."""
+    extract = {"mfcc": mfcc, "fbank": fbank}[kind]
     raw = {}
     with torch_single_thread():
         for utt in data.utterances:
             wave = read_audio(utt.source, start=utt.start, end=utt.end, name=utt.utt_id)
             if len(wave) < 400:
                 raise PaseInputError(f"{data.path}: {utt.utt_id}: shorter than one 25 ms frame")
-            raw[utt.utt_id] = mfcc(wave)
+            raw[utt.utt_id] = extract(wave)
     return cmvn_deltas(raw, data.utt2spk)
 
 

@@ -1,6 +1,6 @@
-"""pase-asr-feats: MFCC + per-speaker mean normalisation + deltas (39 dims) as ark/scp.
+"""pase-asr-feats: MFCC (or fbank) + per-speaker mean normalisation + deltas as ark/scp.
 
-    pase-asr-feats data/test dump/mfcc/test --out-data-dir data/test_mfcc
+    pase-asr-feats data/test dump/mfcc/test --out-data-dir data/test_mfcc [--type fbank]
 
 The GMM systems' features (pase.asr.features), written in pase-extract's layout so that the
 hybrid MLP can use them as its MFCC baseline input: dump/.../feats.{ark,scp} and a copy of the
@@ -23,9 +23,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("data_dir", type=Path)
     p.add_argument("dump_dir", type=Path)
     p.add_argument("--out-data-dir", type=Path, required=True)
+    p.add_argument("--type", choices=("mfcc", "fbank"), default="mfcc", help="13 MFCCs or 40 filterbanks")
     args = p.parse_args(argv)
     data = DataDir.load(args.data_dir)
-    feats = mfcc_cmvn_deltas(data)
+    feats = mfcc_cmvn_deltas(data, args.type)
     args.dump_dir.mkdir(parents=True, exist_ok=True)
     write_feats(feats, absolute(args.dump_dir / "feats.ark"), args.dump_dir / "feats.scp")
     copy_data_dir(args.data_dir, args.out_data_dir, utt_ids=sorted(feats))

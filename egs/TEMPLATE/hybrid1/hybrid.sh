@@ -8,7 +8,7 @@
 #   2  lang: lexicon, L.fst, phone bigram G.fst                       data/lang, data/lang_test_bg
 #   3  GMM-HMM: MFCC+CMVN+deltas, monophone then triphone training,
 #      alignments of train and dev, GMM decodes of the test sets      exp/mono, exp/tri, */decode_*
-#   4  input features of the MLP: PASE+ (frozen encoder) or MFCC      dump/<feats>/<set>, data/<set>_<feats>
+#   4  input features of the MLP: PASE+ (frozen encoder), MFCC, fbank  dump/<feats>/<set>, data/<set>_<feats>
 #   5  MLP acoustic model on the triphone pdf alignments, priors      exp/mlp_<feats>
 #   6  lattice decoding, LM-weight sweep, 39-phone PER (standard and
 #      lenient silence scoring), RESULTS.md                           exp/mlp_<feats>/decode_<set>, RESULTS.md
@@ -20,7 +20,7 @@ die() { log "ERROR: $*"; exit 1; }
 stage=1
 stop_stage=6
 local_data_opts=""               # options passed to local/data.sh
-feats=pase                       # MLP input: pase (frozen PASE+ features) or mfcc (baseline)
+feats=pase                       # MLP input: pase (frozen PASE+ features), or mfcc / fbank (baselines)
 pase_cfg=conf/PASE+.cfg          # encoder config for feats=pase
 pase_ckpt=""                     # encoder checkpoint for feats=pase (e.g. FE_e199.ckpt)
 extract_args="--peak-norm"       # pase-extract options (the original peak-normalised TIMIT)
@@ -99,8 +99,8 @@ fi
 if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
     case "${feats}" in
         pase) [ -n "${pase_ckpt}" ] && [ -f "${pase_ckpt}" ] || die "feats=pase needs --pase_ckpt (an encoder checkpoint, e.g. FE_e199.ckpt)" ;;
-        mfcc) ;;
-        *) die "unknown --feats ${feats} (pase or mfcc)" ;;
+        mfcc|fbank) ;;
+        *) die "unknown --feats ${feats} (pase, mfcc or fbank)" ;;
     esac
     for s in train ${test_sets}; do
         out=data/${s}_${feats}
@@ -117,7 +117,7 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
                 --no-progress ${extract_args}
         else
             ${train_cmd} "exp/log/extract_${feats}_${s}.log" pase-asr-feats "data/${s}" "dump/${feats}/${s}" \
-                --out-data-dir "${out}"
+                --out-data-dir "${out}" --type "${feats}"
         fi
     done
 fi
