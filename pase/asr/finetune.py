@@ -10,7 +10,6 @@ frames within the crop. Evaluation and decoding run the encoder over whole utter
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pase.asr.mlp import HybridMLP, MlpOptions, match_lengths
+from pase.asr.mlp import HybridMLP, MlpOptions, NewbobSchedule, match_lengths
 from pase.io import DataDir, peak_normalize, read_audio
 from pase.models.frontend import WaveFe
 
@@ -101,10 +100,9 @@ def train_finetune(encoder: WaveFe, train: dict[str, np.ndarray], train_ali: dic
     model = EncoderHybrid(encoder, num_pdfs, opts).to(device)
     sgd = torch.optim.SGD(model.mlp.parameters(), lr=opts.lr, momentum=opts.momentum)
     adam = torch.optim.Adam(model.encoder.parameters(), lr=ft.encoder_lr)
+    schedule = NewbobSchedule(opts, sgd)
     utts = sorted(train)
     history: list[dict[str, float]] = []
-    best, best_state, prev = math.inf, None, None
-    lr = opts.lr
     for epoch in range(opts.epochs):
         model.train()
         total = 0.0
@@ -123,16 +121,10 @@ def train_finetune(encoder: WaveFe, train: dict[str, np.ndarray], train_ali: dic
             adam.step()
             total += float(loss.detach())
         err = frame_error(model, dev, dev_ali, device)
-        history.append({"epoch": epoch, "lr": lr, "train_loss": total / ft.steps_per_epoch, "dev_frame_error": err})
-        log.info("epoch %d: lr %.4g, train loss %.4f, dev frame error %.2f%%", epoch, lr,
+        history.append({"epoch": epoch, "lr": schedule.lr, "train_loss": total / ft.steps_per_epoch,
+                        "dev_frame_error": err})
+        log.info("epoch %d: lr %.4g, train loss %.4f, dev frame error %.2f%%", epoch, schedule.lr,
                  total / ft.steps_per_epoch, 100 * err)
-        if err < best:
-            best, best_state = err, {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if prev is not None and (prev - err) / max(prev, 1e-12) < opts.improvement_threshold:
-            lr *= opts.halving_factor
-            for group in sgd.param_groups:
-                group["lr"] = lr
-        prev = err
-    if best_state is not None:
-        model.load_state_dict(best_state)
+        schedule.update(err, model)
+    schedule.restore_best(model)
     return model, history

@@ -141,16 +141,41 @@ def frame_error(model: HybridMLP, data: FrameSet, device: torch.device, batch: i
     return wrong / max(len(data), 1)
 
 
+class NewbobSchedule:
+    """The original's learning-rate rule and model selection, shared by the frozen and the
+    fine-tuning trainers: halve the LR when the relative dev-error improvement falls under the
+    threshold, and keep the weights of the best dev epoch."""
+
+    def __init__(self, opts: MlpOptions, optimizer: torch.optim.Optimizer) -> None:
+        self.opts, self.optimizer = opts, optimizer
+        self.lr = opts.lr
+        self.best, self.prev = math.inf, None
+        self.best_state: dict[str, torch.Tensor] | None = None
+
+    def update(self, err: float, model: nn.Module) -> None:
+        if err < self.best:
+            self.best = err
+            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if self.prev is not None and (self.prev - err) / max(self.prev, 1e-12) < self.opts.improvement_threshold:
+            self.lr *= self.opts.halving_factor
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.lr
+        self.prev = err
+
+    def restore_best(self, model: nn.Module) -> None:
+        if self.best_state is not None:
+            model.load_state_dict(self.best_state)
+
+
 def train_mlp(train: FrameSet, dev: FrameSet, num_pdfs: int, opts: MlpOptions,
               device: torch.device) -> tuple[HybridMLP, list[dict[str, float]]]:
     """Train with the halving schedule; returns the best model (by dev frame error) and the history."""
     torch.manual_seed(opts.seed)
     model = HybridMLP(train.input_dim, num_pdfs, opts.hidden, opts.layers, opts.dropout).to(device)
     optim = torch.optim.SGD(model.parameters(), lr=opts.lr, momentum=opts.momentum)
+    schedule = NewbobSchedule(opts, optim)
     g = torch.Generator().manual_seed(opts.seed)
     history: list[dict[str, float]] = []
-    best_err, best_state, prev_err = math.inf, None, None
-    lr = opts.lr
     for epoch in range(opts.epochs):
         model.train()
         perm = torch.randperm(len(train), generator=g)
@@ -164,17 +189,11 @@ def train_mlp(train: FrameSet, dev: FrameSet, num_pdfs: int, opts: MlpOptions,
             total += float(loss.detach()) * len(idx)
             n += len(idx)
         err = frame_error(model, dev, device)
-        history.append({"epoch": epoch, "lr": lr, "train_loss": total / max(n, 1), "dev_frame_error": err})
-        log.info("epoch %d: lr %.4g, train loss %.4f, dev frame error %.2f%%", epoch, lr, total / max(n, 1), 100 * err)
-        if err < best_err:
-            best_err, best_state = err, {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if prev_err is not None and (prev_err - err) / max(prev_err, 1e-12) < opts.improvement_threshold:
-            lr *= opts.halving_factor
-            for group in optim.param_groups:
-                group["lr"] = lr
-        prev_err = err
-    if best_state is not None:
-        model.load_state_dict(best_state)
+        history.append({"epoch": epoch, "lr": schedule.lr, "train_loss": total / max(n, 1), "dev_frame_error": err})
+        log.info("epoch %d: lr %.4g, train loss %.4f, dev frame error %.2f%%", epoch, schedule.lr,
+                 total / max(n, 1), 100 * err)
+        schedule.update(err, model)
+    schedule.restore_best(model)
     return model, history
 
 
