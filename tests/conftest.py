@@ -1,6 +1,8 @@
 """Shared fixtures: small synthetic corpora as Kaldi data dirs, tiny model configs."""
 from pathlib import Path
 
+import copy
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -8,6 +10,17 @@ import soundfile as sf
 TINY_FE = {"kwidths": [251, 20, 11, 11, 11, 11, 11, 11], "strides": [1, 10, 2, 1, 2, 1, 2, 2],
            "fmaps": [8, 8, 16, 16, 32, 32, 64, 64], "emb_dim": 32, "rnn_pool": True, "rnn_dim": 32,
            "denseskips": True, "norm_out": True}
+
+
+def tiny_workers() -> dict:
+    """workers+.cfg with small hidden layers and decoder, every worker kind kept."""
+    from pase.config import load_config
+    cfg = copy.deepcopy(load_config("cfg/workers/workers+.cfg"))
+    for w in cfg["regr"] + cfg["cls"]:
+        w["hidden_size"] = 16
+        if w.get("type") == "decoder":
+            w["fmaps"] = [16, 16, 8]
+    return cfg
 
 
 def harmonic_speech(seconds: float, f0: float, rng: np.random.Generator, sr: int = 16000,

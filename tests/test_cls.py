@@ -1,6 +1,5 @@
 """Utterance classification: decision rule, z-norm, LR rule, bad labels, speaker id on the synthetic
 corpus with MFCC and with PASE+ features of a short pretraining, fine-tuning, the recipe end to end."""
-import copy
 import json
 import logging
 import os
@@ -14,7 +13,7 @@ import torch
 import torchaudio.compliance.kaldi as kaldi
 import yaml
 
-from conftest import TINY_FE
+from conftest import TINY_FE, tiny_workers
 from pase.bin.cls_eval import main as eval_main
 from pase.bin.cls_train import main as train_cls
 from pase.bin.compute_stats import main as stats_main
@@ -24,7 +23,7 @@ from pase.cls import (ClassifierHead, HeadConfig, LabelError, TrainOptions, clas
                       load_features, next_lr, read_labels, score_features, score_waveforms, sentence_decision,
                       train_frozen)
 from pase.cls.features import dump_features
-from pase.config import ConfigError, load_config
+from pase.config import ConfigError
 from pase.io import DataDir, copy_data_dir, read_audio, read_kaldi_map, write_kaldi_map
 from pase.prep.librispeech import prepare_subset
 
@@ -189,16 +188,6 @@ def test_training_is_deterministic_and_stats_pooling_learns(mfcc, tmp_path):
     m = train_and_report(mfcc["train"], mfcc["dev"], mfcc["test"], tmp_path / "stats", "--pooling", "stats",
                          "--lr", "0.01", "--momentum", "0.9", "--batch_size", "4", "--epochs", "30")
     assert m["accuracy"] > 0.5, m
-
-
-def tiny_workers() -> dict:
-    """workers+.cfg with small hidden layers and decoder (as in test_train)."""
-    cfg = copy.deepcopy(load_config("cfg/workers/workers+.cfg"))
-    for w in cfg["regr"] + cfg["cls"]:
-        w["hidden_size"] = 16
-        if w.get("type") == "decoder":
-            w["fmaps"] = [16, 16, 8]
-    return cfg
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,4 @@
 """Statistics, LR schedules, the training loop: losses fall, exact resume, non-finite handling, DDP."""
-import copy
 import json
 import math
 import os
@@ -12,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import TINY_FE
+from conftest import TINY_FE, tiny_workers
 from pase.bin.compute_stats import main as stats_main
 from pase.bin.train import main as train_main
 from pase.config import load_config
@@ -27,16 +26,6 @@ from pase.train.stats import StatsError, compute_stats, load_stats, save_stats
 from pase.train.trainer import Trainer, TrainingError, TrainOptions
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def tiny_workers() -> dict:
-    """workers+.cfg with small hidden layers and decoder, every worker kind kept."""
-    cfg = copy.deepcopy(load_config("cfg/workers/workers+.cfg"))
-    for w in cfg["regr"] + cfg["cls"]:
-        w["hidden_size"] = 16
-        if w.get("type") == "decoder":
-            w["fmaps"] = [16, 16, 8]
-    return cfg
 
 
 @pytest.fixture(scope="module")
