@@ -2,6 +2,8 @@
 from pathlib import Path
 
 import copy
+import os
+import shutil
 
 import numpy as np
 import pytest
@@ -10,6 +12,17 @@ import soundfile as sf
 TINY_FE = {"kwidths": [251, 20, 11, 11, 11, 11, 11, 11], "strides": [1, 10, 2, 1, 2, 1, 2, 2],
            "fmaps": [8, 8, 16, 16, 32, 32, 64, 64], "emb_dim": 32, "rnn_pool": True, "rnn_dim": 32,
            "denseskips": True, "norm_out": True}
+
+
+def recipe_tree(root: Path) -> dict[str, str]:
+    """A copy of egs/ under `root` (the recipes run in place, Kaldi-style) with tools, pase and
+    utils linked to this checkout; returns the environment to run its scripts in."""
+    repo = Path(__file__).resolve().parents[1]
+    for name in ("tools", "pase", "utils", "setup.py", "README.md"):
+        (root / name).symlink_to(repo / name)
+    shutil.copytree(repo / "egs", root / "egs", symlinks=True,
+                    ignore=shutil.ignore_patterns("data", "exp", "dump", "work"))
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
 
 
 def tiny_workers() -> dict:

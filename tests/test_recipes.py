@@ -1,11 +1,11 @@
 """Recipes end to end: LibriSpeech data prep on the synthetic corpus, and the whole demo."""
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from conftest import recipe_tree
 from pase.io import DataDir, read_kaldi_map
 from pase.prep.librispeech import prepare_subset
 from pase.prep.segment import segment_data_dir, speech_segments
@@ -74,11 +74,7 @@ def test_lhotse_reads_our_data_dirs(librispeech, tmp_path):
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path):
     """egs/demo/run.sh in a copy of the tree (the recipes run in place, Kaldi-style)."""
-    for name in ("tools", "pase", "utils", "setup.py", "README.md"):
-        (tmp_path / name).symlink_to(ROOT / name)
-    shutil.copytree(ROOT / "egs", tmp_path / "egs", symlinks=True,
-                    ignore=shutil.ignore_patterns("data", "exp", "dump", "work"))
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env = recipe_tree(tmp_path)
     proc = subprocess.run(["bash", str(tmp_path / "egs/demo/run.sh")], capture_output=True, text=True,
                           env=env, timeout=1800)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
