@@ -22,6 +22,7 @@ setup(
         "tensorboard>=2.16",
         "matplotlib>=3.8",
         "pyroomacoustics>=0.7",  # simulated room impulse responses for the distortion banks
+        "scikit-learn>=1.4",  # the linear probe (pase-probe)
         # Kaldi through its PyPI bindings, pinned together: kaldi-hmm-gmm 1.1.4 is built against
         # kaldifst 1.7.x; a newer kaldifst or kaldi-decoder breaks its FST arguments or hangs imports.
         "kaldi-hmm-gmm==1.1.4",
@@ -62,6 +63,7 @@ setup(
             "pase-cls-features=pase.launch:cls_features",
             "pase-cls-train=pase.launch:cls_train",
             "pase-cls-eval=pase.launch:cls_eval",
+            "pase-probe=pase.launch:probe",
         ],
     },
 )

@@ -28,18 +28,40 @@ def read_speakers_txt(path: Path) -> dict[str, str]:
 
 
 def prepare_subset(subset_dir: Path, out_dir: Path) -> int:
-    """Write wav.scp, text, utt2spk, spk2utt (and spk2gender when SPEAKERS.TXT is there).
+    """Write wav.scp, utt2spk, spk2utt, text when the subset has transcripts (and spk2gender
+    when SPEAKERS.TXT is there).
 
-    Returns the number of utterances. Every transcript line must have its audio file, and every
-    audio file its transcript line; a violation names the file and line.
+    Returns the number of utterances. With transcripts, every transcript line must have its audio
+    file and every audio file its transcript line; a violation names the file and line. A subset
+    with no `*.trans.txt` at all (audio only) gives a data dir without `text`: pretraining and
+    speaker tasks need none.
     """
     if not subset_dir.is_dir():
         raise DataDirError(f"LibriSpeech subset not found: {subset_dir} (expected <root>/LibriSpeech/<subset>)")
-    wav, text, utt2spk = {}, {}, {}
     trans_files = sorted(subset_dir.glob("*/*/*.trans.txt"))
-    if not trans_files:
-        raise DataDirError(f"{subset_dir}: no <spk>/<chapter>/<spk>-<chapter>.trans.txt files; "
-                           "is this a LibriSpeech subset directory?")
+    if trans_files:
+        wav, text, utt2spk = _with_transcripts(trans_files)
+    else:
+        wav, utt2spk = _audio_only(subset_dir)
+        text = None
+        log.info("%s: no *.trans.txt transcripts; writing a data dir without text "
+                 "(enough for pretraining and speaker tasks)", subset_dir.name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_kaldi_map(out_dir / "wav.scp", wav)
+    if text is not None:
+        write_kaldi_map(out_dir / "text", text)
+    write_kaldi_map(out_dir / "utt2spk", utt2spk)
+    write_kaldi_map(out_dir / "spk2utt", utt2spk_to_spk2utt(utt2spk))
+    speakers_txt = subset_dir.parent / "SPEAKERS.TXT"
+    if speakers_txt.is_file():
+        genders = read_speakers_txt(speakers_txt)
+        write_kaldi_map(out_dir / "spk2gender", {s: genders[s] for s in set(utt2spk.values()) if s in genders})
+    log.info("%s: %d utterances, %d speakers -> %s", subset_dir.name, len(wav), len(set(utt2spk.values())), out_dir)
+    return len(wav)
+
+
+def _with_transcripts(trans_files: list[Path]) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    wav, text, utt2spk = {}, {}, {}
     for trans in trans_files:
         chapter_dir = trans.parent
         spk = chapter_dir.parent.name
@@ -61,14 +83,18 @@ def prepare_subset(subset_dir: Path, out_dir: Path) -> int:
         orphans = sorted(p.stem for p in chapter_dir.glob("*.flac") if p.stem not in listed)
         if orphans:
             raise DataDirError(f"{trans}: no transcript for audio file(s) {', '.join(orphans[:5])}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_kaldi_map(out_dir / "wav.scp", wav)
-    write_kaldi_map(out_dir / "text", text)
-    write_kaldi_map(out_dir / "utt2spk", utt2spk)
-    write_kaldi_map(out_dir / "spk2utt", utt2spk_to_spk2utt(utt2spk))
-    speakers_txt = subset_dir.parent / "SPEAKERS.TXT"
-    if speakers_txt.is_file():
-        genders = read_speakers_txt(speakers_txt)
-        write_kaldi_map(out_dir / "spk2gender", {s: genders[s] for s in set(utt2spk.values()) if s in genders})
-    log.info("%s: %d utterances, %d speakers -> %s", subset_dir.name, len(wav), len(set(utt2spk.values())), out_dir)
-    return len(wav)
+    return wav, text, utt2spk
+
+
+def _audio_only(subset_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
+    wav, utt2spk = {}, {}
+    for audio in sorted(subset_dir.glob("*/*/*.flac")):
+        spk, chapter = audio.parent.parent.name, audio.parent.name
+        if not audio.stem.startswith(f"{spk}-{chapter}-"):
+            raise DataDirError(f"{audio}: file name does not start with its speaker and chapter "
+                               f"'{spk}-{chapter}-'")
+        wav[audio.stem], utt2spk[audio.stem] = str(audio.resolve()), spk
+    if not wav:
+        raise DataDirError(f"{subset_dir}: no <spk>/<chapter>/<spk>-<chapter>-<utt>.flac files; "
+                           "is this a LibriSpeech subset directory?")
+    return wav, utt2spk
