@@ -89,6 +89,12 @@ def test_demo_end_to_end(tmp_path):
         assert len(read_kaldi_map(out / "feats.scp")) == len(read_kaldi_map(recipe / f"data/{s}/wav.scp"))
     assert (recipe / "exp/demo/learning_curves.png").stat().st_size > 10000
     assert (recipe / "exp/demo/FE_e2.ckpt").exists() and (recipe / "exp/demo/RESULTS.md").exists()
+    # Stage 6: the speaker probe of the last checkpoint, its random init and MFCC, in RESULTS.md.
+    report = (recipe / "exp/demo/RESULTS.md").read_text()
+    probe_rows = [ln for ln in report.splitlines() if ln.startswith("| ") and ("| final |" in ln or "| mfcc |" in ln)]
+    assert len(probe_rows) == 3 and "random init (seed 2)" in report and "FE_e2.ckpt" in report, report
+    assert "s of audio per wall second" in report
+    assert "s of audio per s, data wait" in (recipe / "exp/demo/log/train.log").read_text()
     train = set(read_kaldi_map(recipe / "data/pase_train/spk2utt"))
     valid = set(read_kaldi_map(recipe / "data/pase_valid/spk2utt"))
     assert train and valid and not train & valid

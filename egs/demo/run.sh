@@ -40,6 +40,7 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
         --tag demo --train_set train_clean_5 --dump_sets "train_clean_5 dev_clean_2" \
         --local_data_opts "--subsets 'train-clean-5 dev-clean-2'" \
         --train_config conf/train_demo.yaml --stats_batches 4 --nj 2 \
+        --probe_set dev_clean_2 --probe_args "--chop 2 --few 5 --test_per_class 5 --test_snr clean 5" \
         --dtrans_cfg "${work}/distortion_banks/distortions.cfg")
 fi
 
@@ -60,6 +61,7 @@ Demo finished. Pretraining outputs (under ${recipe}):
   checkpoints:  exp/demo/FE_e*.ckpt (encoder, the original's format), exp/demo/state.pt (resume)
   features:     dump/demo/<set>/feats.{ark,scp}, data/<set>_demo/{feats.scp,cmvn.scp,utt2num_frames}
   curves:       exp/demo/learning_curves.png, exp/demo/RESULTS.md, exp/demo/tensorboard/
+  probe:        exp/demo/probe/*.json (speaker probe: pretrained vs random init vs MFCC, in RESULTS.md)
   logs:         exp/demo/log/
 TIMIT hybrid outputs (under ${timit}):
   GMM systems:  exp/mono, exp/tri (final.npz, ali.ark, graph/HCLG.fst, decode_*)

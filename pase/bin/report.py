@@ -4,7 +4,7 @@
 
 Reads exp/<tag>/history.json (written by pase-train every epoch) and writes
 exp/<tag>/learning_curves.png (total and per-worker losses, train and valid) and
-exp/<tag>/RESULTS.md.
+exp/<tag>/RESULTS.md, with the probe table of exp/<tag>/probe/*.json (pase-probe) when there is one.
 """
 from __future__ import annotations
 
@@ -51,16 +51,41 @@ def plot_curves(history: list[dict], out: Path, title: str) -> list[str]:
     return names
 
 
+def probe_section(files: list[Path]) -> list[str]:
+    """A table of pase-probe results (one JSON per encoder): accuracy per test condition."""
+    records = [json.loads(f.read_text()) for f in files]
+    if not records:
+        return []
+    conds = list(dict.fromkeys(r["condition"] for rec in records for r in rec["results"]))
+    first = records[0]
+    lines = ["", "## Linear probe of frozen features (pase-probe)", "",
+             f"{first['labels']} of `{first['data_dir']}`: {first['classes']} classes, {first['few']} training "
+             f"items per class, {first['test_examples']} test items, mean ± std over {first['draws']} draws; "
+             f"chance {first['chance']:.3f}.", "",
+             "| encoder | layer | " + " | ".join(conds) + " |", "|---|---|" + "---|" * len(conds)]
+    for rec in records:
+        for layer in dict.fromkeys(r["layer"] for r in rec["results"]):
+            by = {r["condition"]: r for r in rec["results"] if r["layer"] == layer}
+            cells = [f"{by[c]['accuracy']:.3f} ± {by[c]['std']:.3f}" if c in by else "-" for c in conds]
+            lines.append(f"| {rec['encoder']} | {layer} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def write_results(exp: Path, history: list[dict], names: list[str], title: str) -> Path:
     last = history[-1]
     ckpts = sorted(exp.glob("FE_e*.ckpt"), key=lambda p: int(p.stem[4:]))
     lines = [f"# {title}", "", f"- run: `{exp}`", f"- epochs: {len(history)}",
              f"- last encoder checkpoint: `{ckpts[-1] if ckpts else 'none'}`",
-             f"- learning curves: `{exp / 'learning_curves.png'}`", "",
+             f"- learning curves: `{exp / 'learning_curves.png'}`"]
+    if "audio_s_per_s" in last:
+        lines.append(f"- speed (last epoch): {last['audio_s_per_s']:.2f} s of audio per wall second, "
+                     f"data wait {100 * last['data_wait_share']:.0f}% of the time")
+    lines += ["",
              f"## Losses after epoch {last['epoch']}", "", "| worker | train | valid |", "|---|---|---|"]
     for name in names:
         tr, va = last.get(f"train_{name}"), last.get(f"valid_{name}")
         lines.append(f"| {name} | {'-' if tr is None else f'{tr:.4f}'} | {'-' if va is None else f'{va:.4f}'} |")
+    lines += probe_section(sorted((exp / "probe").glob("*.json")))
     out = exp / "RESULTS.md"
     out.write_text("\n".join(lines) + "\n")
     return out

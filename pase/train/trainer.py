@@ -103,6 +103,49 @@ class PhaseTimer:
         self._t = now
 
 
+class Throughput:
+    """Seconds of (anchor) audio trained on per wall second, and the share of wall time spent
+    waiting for the data loader, since the last report and over the epoch."""
+
+    def __init__(self, sample_rate: int) -> None:
+        self.sample_rate = sample_rate
+        self.epoch = [0.0, 0.0, 0.0]   # audio seconds, wall seconds, wait seconds
+        self.window = [0.0, 0.0, 0.0]
+        self._t = self._epoch_t = time.perf_counter()
+
+    def start(self) -> None:
+        self._t = time.perf_counter()
+
+    def loaded(self) -> None:
+        now = time.perf_counter()
+        for acc in (self.epoch, self.window):
+            acc[2] += now - self._t
+        self._t = now
+
+    def stepped(self, chunk: torch.Tensor) -> None:
+        now = time.perf_counter()
+        audio = chunk.shape[0] * chunk.shape[-1] / self.sample_rate
+        for acc in (self.epoch, self.window):
+            acc[0] += audio
+            acc[1] += now - self._t
+        self._t = now
+
+    @staticmethod
+    def _figures(acc: list[float]) -> tuple[float, float]:
+        wall = acc[1] + acc[2]
+        return (acc[0] / wall if wall else 0.0, acc[2] / wall if wall else 0.0)
+
+    def report(self, epoch: bool = False) -> str:
+        rate, wait = self._figures(self.epoch if epoch else self.window)
+        if not epoch:
+            self.window = [0.0, 0.0, 0.0]
+        return f"{rate:.2f} s of audio per s, data wait {100 * wait:.0f}%"
+
+    def summary(self) -> dict[str, float]:
+        rate, wait = self._figures(self.epoch)
+        return {"audio_s_per_s": rate, "data_wait_share": wait}
+
+
 class Trainer:
     """Trains a `PaseModel` and writes checkpoints to `save_path`."""
 
@@ -288,12 +331,19 @@ class Trainer:
                     obj.set_epoch(epoch)
             sums: dict[str, float] = {}
             done = 0
+            speed = Throughput(self.model.encoder.sample_rate)
             bar = tqdm(total=self.opts.batches_per_epoch, desc=f"epoch {epoch}",
                        disable=not self.opts.progress or self.rank != 0, unit="batch")
             self.timer.mark("loading")
+            speed.start()
             for batch in train_loader:
+                speed.loaded()
                 losses = self.train_step(batch)
+                speed.stepped(batch["chunk"])
                 bar.update(1)
+                if self.rank == 0 and self.step % self.opts.log_freq == 0:
+                    log.info("step %d: %s%s", self.step,
+                             "" if losses is None else f"total loss {losses['total']:.4g}, ", speed.report())
                 if losses is None:
                     continue
                 done += 1
@@ -315,9 +365,10 @@ class Trainer:
                         self.writer.add_scalar(f"eval/{k}_loss", v, epoch)
             self.history.append(record)
             self.epoch = epoch + 1
+            record.update(speed.summary())
             if self.rank == 0:
-                log.info("epoch %d: %s", epoch, ", ".join(f"{k} {v:.4g}" for k, v in record.items()
-                                                         if k.endswith("total")))
+                log.info("epoch %d: %s; %s", epoch, ", ".join(f"{k} {v:.4g}" for k, v in record.items()
+                                                             if k.endswith("total")), speed.report(epoch=True))
             self.save_epoch(epoch)
             if self.writer is not None:
                 self.writer.flush()

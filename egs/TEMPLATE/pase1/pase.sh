@@ -9,14 +9,16 @@
 #   3  worker target statistics                                  exp/<tag>/stats.json
 #   4  self-supervised training (CPU, 1 GPU, or torchrun)         exp/<tag>/FE_e<N>.ckpt, state.pt, tensorboard/
 #   5  features of every dump set with the last checkpoint       dump/<tag>/<set>/feats.{ark,scp}, data/<set>_<tag>/
-#   6  report: learning curves and RESULTS.md                    exp/<tag>/learning_curves.png, RESULTS.md
+#   6  linear probe of the frozen features (pase-probe): the     exp/<tag>/probe/*.json
+#      last checkpoint vs the same encoder at random init vs MFCC, on probe_set's speakers
+#   7  report: learning curves, probe table, RESULTS.md          exp/<tag>/learning_curves.png, RESULTS.md
 set -euo pipefail
 
 log() { echo "$(date '+%Y-%m-%d %H:%M:%S') (pase.sh:${BASH_LINENO[0]}) $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 stage=1
-stop_stage=6
+stop_stage=7
 tag=pase+                        # experiment name: exp/<tag>, dump/<tag>
 train_set=train                  # data dir (made by local/data.sh) to pretrain on
 dump_sets=""                     # data dirs to extract features for in stage 5 (default: train_set)
@@ -34,6 +36,8 @@ num_nodes=1                      # nodes for training (>1: torchrun rendezvous, 
 master_addr=localhost            # rendezvous host for multi-node training
 nj=4                             # feature extraction jobs
 extract_args=""                  # extra pase-extract arguments (e.g. --peak-norm --bf16)
+probe_set=pase_valid             # data dir (utt2spk) of the speaker probe in stage 6 (default: held-out speakers; "": skip)
+probe_args="--few 5 --test_per_class 5 --test_snr clean 5"  # pase-probe options
 help_message="Usage: $0 [--stage N] [--stop_stage M] [--tag T] [--train_set S] [--dump_sets 'A B'] ..."
 
 . utils/parse_options.sh
@@ -61,7 +65,9 @@ if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
         log "stage 1: data preparation (local/data.sh ${local_data_opts})"
         eval local/data.sh "${local_data_opts}" 2>&1 | tee data/log/data.log
         for s in ${train_set} ${dump_sets}; do
-            utils/validate_data_dir.sh --no-feats "data/${s}" >> data/log/data.log 2>&1 \
+            # Self-supervised corpora may have no transcripts: text is checked only when present.
+            notext=""; [ -f "data/${s}/text" ] || notext=--no-text
+            utils/validate_data_dir.sh --no-feats ${notext} "data/${s}" >> data/log/data.log 2>&1 \
                 || die "data/${s} fails validation (see data/log/data.log)"
         done
         echo "${local_data_opts}" > data/.stage1.done
@@ -135,9 +141,32 @@ if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
     done
 fi
 
-if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
+if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ] && [ -n "${probe_set}" ]; then
+    ckpt=$(ls "${exp}"/FE_e*.ckpt 2>/dev/null | sed 's/.*FE_e\([0-9]*\)\.ckpt/\1 &/' | sort -n | tail -n 1 | cut -d' ' -f2)
+    [ -n "${ckpt}" ] || die "no ${exp}/FE_e*.ckpt: run stage 4 first"
+    [ -f "data/${probe_set}/utt2spk" ] || die "data/${probe_set}/utt2spk not found: run stage 2 (or set --probe_set)"
+    # The random-init control uses the training seed: the pretrained encoder's own step 0.
+    seed=$(python -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))['run']['seed'])" "${exp}/train.yaml")
+    mkdir -p "${exp}/probe"
+    name=$(basename "${ckpt}" .ckpt)
+    for enc in "${name}:--ckpt ${ckpt} --fe_cfg ${fe_cfg}" "random_init:--seed ${seed} --fe_cfg ${fe_cfg}" "mfcc:--feats mfcc"; do
+        out=${exp}/probe/${enc%%:*}.json
+        if fresh "${out}" "data/${probe_set}/wav.scp" "${ckpt}"; then
+            log "stage 6: probe ${out} is up to date, skipping"
+            continue
+        fi
+        log "stage 6: speaker probe of ${enc%%:*} on data/${probe_set} -> ${out}"
+        # shellcheck disable=SC2086
+        ${train_cmd} "${exp}/log/probe_${enc%%:*}.log" pase-probe "data/${probe_set}" ${enc#*:} \
+            --cache_dir "${exp}/probe/cache" --out_json "${out}" --no_progress ${probe_args}
+    done
+    # Probes of earlier checkpoints (not run again) would mix into the table: keep the current ones.
+    for f in "${exp}"/probe/FE_e*.json; do [ "${f}" = "${exp}/probe/${name}.json" ] || rm -f "${f}"; done
+fi
+
+if [ "${stage}" -le 7 ] && [ "${stop_stage}" -ge 7 ]; then
     [ -f "${exp}/history.json" ] || die "${exp}/history.json not found: run stage 4 first"
-    log "stage 6: report"
+    log "stage 7: report"
     pase-report "${exp}" --title "${tag} on ${train_set}" > "${exp}/log/report.log" 2>&1 \
         || die "report failed (see ${exp}/log/report.log)"
     log "results: ${exp}/RESULTS.md, curves: ${exp}/learning_curves.png"
