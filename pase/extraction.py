@@ -183,3 +183,21 @@ def shard_paths(dump_dir: Path, nj: int, job: int) -> tuple[Path, Path]:
 def absolute(path: str | os.PathLike) -> Path:
     """Absolute path without resolving symlinks, as Kaldi's make_absolute.sh does."""
     return Path(os.path.abspath(path))
+
+
+def reestimate_on_data(encoder: WaveFe, data: DataDir, options: ExtractOptions, max_utts: int = 256) -> int:
+    """Re-estimate the encoder's BatchNorm statistics on (up to `max_utts` evenly spaced
+    utterances of) the data dir about to be extracted; returns the number of 2 s chunks used.
+
+    The choice depends on the data dir only, so every shard of an --nj extraction gets the same
+    statistics, hence the same features as one job would give.
+    """
+    from pase.models.batchnorm import reestimate_batchnorm
+
+    utts = data.utterances
+    step = max(1, len(utts) // max_utts)
+    loader = FeatureExtractor(encoder, options)
+    wavs = [loader.load(u) for u in utts[::step][:max_utts]]
+    n = reestimate_batchnorm(encoder, wavs, device=options.device, where=str(data.path))
+    log.info("BatchNorm statistics re-estimated on %d chunks of %d utterances of %s", n, len(wavs), data.path)
+    return n

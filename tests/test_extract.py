@@ -131,6 +131,22 @@ def test_batch_size_and_sharding_do_not_change_features(extract, corpus, tmp_pat
         np.testing.assert_allclose(a[k], b[k], atol=2e-4, rtol=1e-4)
 
 
+def test_bn_reestimation_is_the_same_in_every_shard(extract, corpus, checkpoint, tmp_path):
+    extract(corpus, tmp_path / "plain", "--out-data-dir", str(tmp_path / "p"))
+    extract(corpus, tmp_path / "one", "--bn-reestimate", "--out-data-dir", str(tmp_path / "d1"))
+    extract(corpus, tmp_path / "nj", "--bn_reestimate", "--nj", "2", "--out-data-dir", str(tmp_path / "d2"))
+    plain = dict(kaldiio.load_scp(str(tmp_path / "p" / "feats.scp")))
+    a = dict(kaldiio.load_scp(str(tmp_path / "d1" / "feats.scp")))
+    b = dict(kaldiio.load_scp(str(tmp_path / "d2" / "feats.scp")))
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], atol=2e-4, rtol=1e-4)
+        assert np.abs(a[k] - plain[k]).max() > 1e-2  # the statistics did change
+    # Re-estimated statistics describe this audio: the output BatchNorm (affine-free) then gives
+    # frames of about zero mean and unit variance over the data.
+    cat = np.concatenate(list(a.values()))
+    assert abs(float(cat.mean())) < 0.3 and 0.5 < float(cat.var()) < 1.5
+
+
 def test_peak_norm_and_bf16(extract, corpus, tmp_path):
     extract(corpus, tmp_path / "fp32", "--out-data-dir", str(tmp_path / "a"), "--peak-norm")
     extract(corpus, tmp_path / "bf16", "--out-data-dir", str(tmp_path / "b"), "--peak-norm", "--bf16")

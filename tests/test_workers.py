@@ -96,3 +96,28 @@ def test_bad_worker_configs(plus_dims):
         build_workers({"regression": []}, 256, plus_dims)
     with pytest.raises(ConfigError, match="duplicate"):
         build_workers({"cls": [{"name": "mi"}, {"name": "mi"}]}, 256, plus_dims)
+
+
+def test_bilinear_head_learns_pair_identity_where_the_concat_mlp_stays_at_chance():
+    # Pairs of (B, 32, 10) "embeddings": positives share a per-item code, negatives do not.
+    g = torch.Generator().manual_seed(0)
+
+    def batch():
+        z = torch.randn(16, 32, 1, generator=g)
+        noise = lambda: 0.5 * torch.randn(16, 32, 10, generator=g)  # noqa: E731
+        return z + noise(), z + noise(), torch.randn(16, 32, 1, generator=g) + noise()
+
+    losses = {}
+    for head in ("mlp", "bilinear"):
+        torch.manual_seed(0)
+        gim = GIMWorker("cmi", 32, hidden_size=64, augment=True, head=head)
+        opt = torch.optim.Adam(gim.parameters(), lr=5e-4)
+        for _ in range(60):
+            loss = gim.loss(gim(*batch()))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        losses[head] = float(gim.loss(gim(*batch())))
+    assert losses["bilinear"] < 0.45 < 0.6 < losses["mlp"], losses
+    with pytest.raises(ConfigError, match="unknown head"):
+        GIMWorker("cmi", 32, head="cosine")

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from pase.bin import run_main
-from pase.extraction import (ExtractOptions, FeatureExtractor, absolute, finalize_dump,
+from pase.extraction import (ExtractOptions, FeatureExtractor, absolute, finalize_dump, reestimate_on_data,
                              shard_paths)
 from pase.io import DataDir, read_kaldi_map, write_kaldi_map
 from pase.models.frontend import wf_builder
@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CPU and GPU)")
     p.add_argument("--peak-norm", action="store_true",
                    help="scale each utterance to peak |x| = 1 (the original TIMIT recipe did)")
+    p.add_argument("--bn-reestimate", "--bn_reestimate", action="store_true",
+                   help="re-estimate the BatchNorm statistics on this data dir before extracting "
+                        "(target-domain statistics instead of the pretraining ones)")
     p.add_argument("--batch-size", type=int, default=8, help="max utterances per batch")
     p.add_argument("--max-batch-seconds", type=float, default=120.0,
                    help="max padded audio per batch (bounds memory)")
@@ -72,7 +75,10 @@ def run_job(args: argparse.Namespace, data: DataDir, job: int) -> dict[str, str]
                           skip_bad=args.skip_bad, progress=not args.no_progress)
     utts = data.shard(args.nj, job) if args.nj > 1 else data.utterances
     ark, scp = shard_paths(args.dump_dir, args.nj, job)
-    frames, skipped = FeatureExtractor(load_encoder(args), opts).run(utts, absolute(ark), scp)
+    encoder = load_encoder(args)
+    if args.bn_reestimate:
+        reestimate_on_data(encoder, data, opts)
+    frames, skipped = FeatureExtractor(encoder, opts).run(utts, absolute(ark), scp)
     log.info("job %d/%d: %d utterances, %d frames -> %s (%d skipped)", job, args.nj, len(frames),
              sum(frames.values()), ark, len(skipped))
     return skipped

@@ -29,6 +29,9 @@ DECODER_KEYS = MLP_KEYS | {"fmaps", "strides", "kwidths", "norm_type", "dropout_
                            "shuffle_depth", "bias"}
 REGRESSION_NAMES = frozenset(TARGET_NAMES) | {"cchunk"}
 CLASSIFICATION_NAMES = frozenset({"mi", "cmi", "spc"})
+# LIM/GIM discriminators: the original's MLP on the concatenated pair, or (ours) a shared
+# projection of both sides compared by a dot product, which separates pairs from the first step.
+DISCRIMINATOR_HEADS = ("mlp", "bilinear")
 
 
 def stack_context(target: torch.Tensor, r: int) -> torch.Tensor:
@@ -123,25 +126,46 @@ class LIMWorker(nn.Module):
     pooled = False
 
     def __init__(self, name: str, num_inputs: int, hidden_size: int = 256, hidden_layers: int = 1,
-                 dropout: float = 0.0, augment: bool = False, loss_weight: float = 1.0) -> None:
+                 dropout: float = 0.0, augment: bool = False, loss_weight: float = 1.0,
+                 head: str = "mlp") -> None:
         super().__init__()
+        if head not in DISCRIMINATOR_HEADS:
+            raise ConfigError(f"worker {name!r}: unknown head {head!r}; known: {', '.join(DISCRIMINATOR_HEADS)}")
         self.name = name
         self.augment = augment
         self.loss_weight = loss_weight
-        self.mlp = MLPWorker(name, 2 * num_inputs, 1, hidden_size, hidden_layers, 1, dropout,
-                             loss="BCEWithLogitsLoss")
+        self.head = head
+        if head == "mlp":
+            self.mlp = MLPWorker(name, 2 * num_inputs, 1, hidden_size, hidden_layers, 1, dropout,
+                                 loss="BCEWithLogitsLoss")
+        else:  # a shared projection, then a scaled dot product of the two sides plus a bias
+            self.proj = nn.Conv1d(num_inputs, hidden_size, 1)
+            self.bias = nn.Parameter(torch.zeros(1))
+
+    def sides(self, chunk: torch.Tensor, ctxt: torch.Tensor,
+              rand: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(left, right) of every pair: positives first, then negatives."""
+        left, right = [chunk], [ctxt]
+        nleft, nright = [chunk], [rand]
+        if self.augment:  # also the context as anchor
+            left.append(ctxt)
+            right.append(chunk)
+            nleft.append(ctxt)
+            nright.append(rand)
+        a, b = torch.cat(left + nleft, 0), torch.cat(right + nright, 0)
+        if self.pooled:
+            a, b = a.mean(-1, keepdim=True), b.mean(-1, keepdim=True)
+        return a, b
 
     def pairs(self, chunk: torch.Tensor, ctxt: torch.Tensor, rand: torch.Tensor) -> torch.Tensor:
-        pos = [torch.cat([chunk, ctxt], 1)]
-        neg = [torch.cat([chunk, rand], 1)]
-        if self.augment:  # also the context as anchor
-            pos.append(torch.cat([ctxt, chunk], 1))
-            neg.append(torch.cat([ctxt, rand], 1))
-        x = torch.cat(pos + neg, 0)
-        return x.mean(-1, keepdim=True) if self.pooled else x
+        return torch.cat(self.sides(chunk, ctxt, rand), 1)
 
     def forward(self, chunk: torch.Tensor, ctxt: torch.Tensor, rand: torch.Tensor) -> torch.Tensor:
-        return self.mlp(self.pairs(chunk, ctxt, rand))
+        if self.head == "mlp":
+            return self.mlp(self.pairs(chunk, ctxt, rand))
+        a, b = self.sides(chunk, ctxt, rand)
+        pa, pb = self.proj(a), self.proj(b)
+        return (pa * pb).sum(1, keepdim=True) / pa.size(1) ** 0.5 + self.bias
 
     def loss(self, logits: torch.Tensor) -> torch.Tensor:
         half = logits.size(0) // 2
@@ -259,13 +283,13 @@ def build_workers(cfg: str | Path | dict[str, Any], emb_dim: int,
                               r=entry.get("r"), loss=loss, **_common(entry, name, emb_dim, 256)))
     for i, entry in enumerate(cfg.get("cls", [])):
         name = _checked_entry(entry, f"{where}: cls[{i}]", CLASSIFICATION_NAMES,
-                              MLP_KEYS | {"ctxt_frames", "seq_pad"}, seen)
+                              MLP_KEYS | {"ctxt_frames", "seq_pad", "head"}, seen)
         common = _common(entry, name, emb_dim, 256)
         if name == "spc":
             cls.append(SPCWorker(ctxt_frames=entry.get("ctxt_frames", 5), seq_pad=entry.get("seq_pad", 16), **common))
         else:
             worker = LIMWorker if name == "mi" else GIMWorker
-            cls.append(worker(augment=bool(entry.get("augment", False)), **common))
+            cls.append(worker(augment=bool(entry.get("augment", False)), head=entry.get("head", "mlp"), **common))
     return regr, cls
 
 
