@@ -45,6 +45,18 @@ def test_librispeech_prep_errors(librispeech, tmp_path):
     flac.unlink()
     with pytest.raises(DataDirError, match=rf"trans\.txt:\d+: transcript of '{flac.stem}' but no audio file"):
         prepare_subset(broken / "dev-clean-2", tmp_path / "y")
+    # Audio without any transcripts (a self-supervised corpus): a data dir without text.
+    audio_only = tmp_path / "audio_only" / "dev-clean-2"
+    shutil.copytree(librispeech / "dev-clean-2", audio_only)
+    for t in audio_only.rglob("*.trans.txt"):
+        t.unlink()
+    n = prepare_subset(audio_only, tmp_path / "z")
+    assert n == len(list(audio_only.rglob("*.flac"))) and not (tmp_path / "z" / "text").exists()
+    assert (tmp_path / "z" / "utt2spk").is_file()
+    stray = next(audio_only.rglob("*.flac"))
+    stray.rename(stray.with_name("bad-name.flac"))
+    with pytest.raises(DataDirError, match="does not start with its speaker and chapter"):
+        prepare_subset(audio_only, tmp_path / "w")
 
 
 def test_segmentation_finds_speech(librispeech, tmp_path):
@@ -91,7 +103,8 @@ def test_demo_end_to_end(tmp_path):
     assert (recipe / "exp/demo/FE_e2.ckpt").exists() and (recipe / "exp/demo/RESULTS.md").exists()
     # Stage 6: the speaker probe of the last checkpoint, its random init and MFCC, in RESULTS.md.
     report = (recipe / "exp/demo/RESULTS.md").read_text()
-    probe_rows = [ln for ln in report.splitlines() if ln.startswith("| ") and ("| final |" in ln or "| mfcc |" in ln)]
+    probe = report.split("## Linear probe of frozen features")[1]
+    probe_rows = [ln for ln in probe.splitlines() if ln.startswith("| ") and ("| final |" in ln or "| mfcc |" in ln)]
     assert len(probe_rows) == 3 and "random init (seed 2)" in report and "FE_e2.ckpt" in report, report
     assert "s of audio per wall second" in report
     assert "s of audio per s, data wait" in (recipe / "exp/demo/log/train.log").read_text()

@@ -145,8 +145,8 @@ def run_probe(data_dir: Path, spec: EncoderSpec, opts: ProbeOptions) -> dict:
     used = {it.item_id for train, test in draws for it in train + test}
     tested = {it.item_id for _, test in draws for it in test}
     bn_data = DataDir.load(opts.bn_data) if opts.bn_data is not None else None
-    # Re-estimation on the probe's own audio uses the first draw's training items: never audio
-    # the probe is scored on in that draw.
+    # Re-estimation on the probe's own audio uses the (unlabelled) audio of the first draw's
+    # training items, never that draw's test audio.
     feats = _Features(spec, data, opts, draws[0][0], bn_data)
     names = feats.layer_names()
     chosen = select_layers(opts.layers, names)
