@@ -25,6 +25,7 @@ from tqdm import tqdm
 from pase.io import (ArkScpWriter, AudioError, DataDir, Utterance, audio_info, check_waveform,
                      compute_cmvn_stats, copy_data_dir, peak_normalize, read_audio,
                      read_kaldi_map, utt2spk_to_spk2utt, write_kaldi_map, write_matrix_ark_scp)
+from pase.models.batchnorm import reestimate_batchnorm
 from pase.models.frontend import WaveFe
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,15 @@ def plan_batches(lengths: Sequence[int], batch_size: int, max_batch_samples: int
     return batches
 
 
+def pad_waveforms(wavs: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad waveforms into a (B, 1, T_max) batch; returns (batch, lengths) for forward_padded."""
+    lengths = torch.tensor([len(w) for w in wavs])
+    batch = torch.zeros(len(wavs), 1, int(lengths.max()))
+    for i, w in enumerate(wavs):
+        batch[i, 0, :len(w)] = torch.from_numpy(w)
+    return batch, lengths
+
+
 class FeatureExtractor:
     """Runs an encoder over utterances and writes frames x dims float32 matrices."""
 
@@ -104,10 +114,7 @@ class FeatureExtractor:
     @torch.inference_mode()
     def encode(self, wavs: list[np.ndarray]) -> list[np.ndarray]:
         """Encode waveforms as one padded batch; returns (frames, dims) float32 arrays."""
-        lengths = torch.tensor([len(w) for w in wavs])
-        batch = torch.zeros(len(wavs), 1, int(lengths.max()))
-        for i, w in enumerate(wavs):
-            batch[i, 0, :len(w)] = torch.from_numpy(w)
+        batch, lengths = pad_waveforms(wavs)
         device = torch.device(self.opts.device)
         autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if self.opts.bf16
                     else contextlib.nullcontext())
@@ -192,8 +199,6 @@ def reestimate_on_data(encoder: WaveFe, data: DataDir, options: ExtractOptions, 
     The choice depends on the data dir only, so every shard of an --nj extraction gets the same
     statistics, hence the same features as one job would give.
     """
-    from pase.models.batchnorm import reestimate_batchnorm
-
     utts = data.utterances
     step = max(1, len(utts) // max_utts)
     loader = FeatureExtractor(encoder, options)

@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--C", dest="c", type=float, default=1.0, help="inverse L2 strength of the logistic regression")
     a("--device", default="auto", help="cpu, cuda or auto")
     a("--batch_size", "--batch-size", type=int, default=8)
-    a("--num_threads", "--num-threads", type=int, default=None, help="torch CPU threads")
+    a("--threads", "--num_threads", "--num-threads", dest="threads", type=int, default=None, help="torch CPU threads")
     a("--cache_dir", "--cache-dir", type=Path, default=None, help=f"feature cache (default: {default_cache()})")
     a("--no_cache", "--no-cache", action="store_true", help="do not read or write the cache")
     a("--out_json", "--out-json", type=Path, default=None, help="write the result record here")
@@ -87,8 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    if args.num_threads:
-        torch.set_num_threads(args.num_threads)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.feats != "pase" and args.ckpt is not None:
         raise ConfigError("--ckpt applies to --feats pase only")
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device

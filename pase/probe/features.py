@@ -23,7 +23,7 @@ import torch
 from pase.cls.features import kaldi_features
 from pase.config import ConfigError, load_config
 from pase.errors import PaseError
-from pase.extraction import estimated_samples, plan_batches
+from pase.extraction import estimated_samples, pad_waveforms, plan_batches
 from pase.io import AudioError, DataDir, check_waveform, peak_normalize, read_audio
 from pase.models.batchnorm import reestimate_batchnorm, reset_batchnorm
 from pase.models.frontend import WaveFe, wf_builder
@@ -171,11 +171,7 @@ def encode_items(spec: EncoderSpec, encoder: WaveFe | None, audio: ItemAudio, it
     lengths = [max(audio.length(it), encoder.min_samples) for it in items]
     out: list[list[np.ndarray | None]] | None = None
     for batch in plan_batches(lengths, batch_size, 120 * audio.sample_rate):
-        wavs = [audio.load(items[i], cond) for i in batch]
-        n = torch.tensor([len(w) for w in wavs])
-        x = torch.zeros(len(wavs), 1, int(n.max()))
-        for j, w in enumerate(wavs):
-            x[j, 0, :len(w)] = torch.from_numpy(w)
+        x, n = pad_waveforms([audio.load(items[i], cond) for i in batch])
         with torch.inference_mode():
             _, frames, hidden = encoder.forward_padded(x.to(device), n, return_hidden=True)
         hidden = [h.float().cpu().numpy() for h in hidden]

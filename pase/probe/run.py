@@ -109,8 +109,6 @@ class _Features:
         if cached is not None:
             return cached
         enc = self.encoder()
-        if enc is not None:
-            self.audio.min_samples = enc.min_samples
         bar = tqdm(total=len(items), unit="item", desc=f"{self.spec.feats} {cond.name}",
                    disable=not self.opts.progress)
         layers = encode_items(self.spec, enc, self.audio, items, cond, device=self.opts.device,
@@ -155,7 +153,8 @@ def run_probe(data_dir: Path, spec: EncoderSpec, opts: ProbeOptions) -> dict:
     # Training rows are always clean; noisy conditions are encoded for the test items only.
     sets = {clean.name: [it for it in items if it.item_id in used]}
     sets.update({c.name: [it for it in items if it.item_id in tested] for c in conditions if c.name != clean.name})
-    x = {c.name: feats.get(sets[c.name], c) for c in [clean] + conditions if c.name in sets}
+    unique = {c.name: c for c in [clean] + conditions}
+    x = {name: feats.get(sets[name], c) for name, c in unique.items() if name in sets}
     rows = {name: {it.item_id: i for i, it in enumerate(its)} for name, its in sets.items()}
 
     def matrix(cond: str, layer: int, its: list[Item]) -> np.ndarray:

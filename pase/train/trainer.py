@@ -111,7 +111,7 @@ class Throughput:
         self.sample_rate = sample_rate
         self.epoch = [0.0, 0.0, 0.0]   # audio seconds, wall seconds, wait seconds
         self.window = [0.0, 0.0, 0.0]
-        self._t = self._epoch_t = time.perf_counter()
+        self._t = time.perf_counter()
 
     def start(self) -> None:
         self._t = time.perf_counter()
