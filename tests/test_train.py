@@ -21,7 +21,7 @@ from pase.models import wf_builder
 from pase.models.workers import build_workers, target_specs
 from pase.targets import TargetBank
 from pase.train.model import PaseModel
-from pase.train.schedule import lr_factor
+from pase.train.schedule import fe_factor, lr_factor
 from pase.train.stats import StatsError, compute_stats, load_stats, save_stats
 from pase.train.trainer import Trainer, TrainingError, TrainOptions
 
@@ -55,6 +55,33 @@ def test_lr_schedules():
     assert lr_factor("constant", 7, 10, warmup=10, **kw) == pytest.approx(0.8)
     with pytest.raises(ValueError, match="unknown lr_mode"):
         lr_factor("linear", 0, 10, **kw)
+
+
+def test_encoder_freeze_then_warmup_factor():
+    assert [fe_factor(s, freeze_steps=2, warmup_steps=4) for s in range(8)] == [0, 0, .25, .5, .75, 1, 1, 1]
+    assert fe_factor(0) == 1.0 and fe_factor(3, warmup_steps=4) == 1.0
+
+
+def test_encoder_frozen_while_workers_learn(tiny_corpus, cfg_files, stats_file, tmp_path):
+    """--fe_freeze_steps: the encoder's weights stay bit-identical while every worker moves; after
+    the freeze the encoder trains at the (warmed-up) LR."""
+    model = build_model(cfg_files, stats_file)
+    ds = ChunkDataset(DataDir.load(tiny_corpus), 8000, seed=1)
+    loader = make_loader(ds, EpochSampler(len(ds), batches_per_epoch=5, batch_size=4, seed=1), 4, 0)
+    opts = TrainOptions(epochs=1, batches_per_epoch=5, lr_mode="constant", fe_freeze_steps=3,
+                        fe_warmup_steps=2, tensorboard=False, progress=False)
+    trainer = Trainer(model, opts, tmp_path, torch.device("cpu"))
+    params = lambda m: {k: v.detach().clone() for k, v in m.named_parameters()}
+    fe0, w0 = params(model.encoder), {w.name: params(w) for w in model.workers()}
+    batches = iter(loader)
+    for _ in range(3):
+        trainer.train_step(next(batches))
+    assert all(torch.equal(v, model.encoder.get_parameter(k)) for k, v in fe0.items())
+    for w in model.workers():
+        assert any(not torch.equal(v, w.get_parameter(k)) for k, v in w0[w.name].items()), w.name
+    trainer.train_step(next(batches))
+    assert trainer.fe_lr_now == pytest.approx(opts.fe_lr * 0.5)
+    assert any(not torch.equal(v, model.encoder.get_parameter(k)) for k, v in fe0.items())
 
 
 def test_stats_match_direct_computation(tiny_corpus, cfg_files):

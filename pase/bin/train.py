@@ -77,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--lrdec_step", type=int, default=30, help="epochs per decay in step mode")
     o.add_argument("--lrdecay", type=float, default=0.1, help="decay factor in step mode")
     o.add_argument("--warmup", type=int, default=0, help="linear LR warmup iterations")
+    o.add_argument("--fe_freeze_steps", type=int, default=0,
+                   help="keep the encoder fixed for the first N iterations while the workers learn")
+    o.add_argument("--fe_warmup_steps", type=int, default=0,
+                   help="then ramp the encoder LR up linearly over N iterations")
     o.add_argument("--backprop_mode", choices=BACKPROP_MODES, default="base")
     o.add_argument("--amp", choices=AMP_MODES, default="none", help="autocast: bf16 (CPU/GPU) or fp16 (GPU, with a scaler)")
     o.add_argument("--grad_clip", type=float, default=0.0, help="clip the global gradient norm (0: off)")
@@ -197,7 +201,8 @@ def main(argv: list[str] | None = None) -> Trainer:
     valid_loader, vbpe = (loader(valid, args.seed + 1, args.valid_batches) if valid else (None, 0))
     opts = TrainOptions(epochs=args.epoch, batches_per_epoch=bpe, valid_batches=vbpe, fe_lr=args.fe_lr,
                         min_lr=args.min_lr, lr_mode=args.lr_mode, lrdec_step=args.lrdec_step,
-                        lrdecay=args.lrdecay, warmup=args.warmup, backprop_mode=args.backprop_mode,
+                        lrdecay=args.lrdecay, warmup=args.warmup, fe_freeze_steps=args.fe_freeze_steps,
+                        fe_warmup_steps=args.fe_warmup_steps, backprop_mode=args.backprop_mode,
                         amp=args.amp, grad_clip=args.grad_clip, max_nonfinite=args.max_nonfinite,
                         seed=args.seed, log_freq=args.log_freq, tensorboard=args.tensorboard,
                         progress=not args.no_progress)

@@ -28,3 +28,18 @@ def lr_factor(mode: str, step: int, total_steps: int, *, steps_per_epoch: int, l
     if warmup > 0 and step < warmup:
         f *= (step + 1) / warmup
     return f
+
+
+def fe_factor(step: int, *, freeze_steps: int = 0, warmup_steps: int = 0) -> float:
+    """Extra multiplier of the encoder's LR: 0 for the first `freeze_steps` iterations (the
+    workers learn on the random-init features first), then a linear ramp over `warmup_steps`.
+
+    Why: at step 0 the workers are random, so the gradients they send into the encoder carry no
+    information about the targets, yet Adam moves every encoder weight by ~lr per step whatever
+    the gradient's size; with lr 1e-3 this scrambles the random-init features within tens of steps.
+    """
+    if step < freeze_steps:
+        return 0.0
+    if warmup_steps > 0 and step - freeze_steps < warmup_steps:
+        return (step - freeze_steps + 1) / warmup_steps
+    return 1.0

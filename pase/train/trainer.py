@@ -23,7 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from pase.errors import PaseError
 from pase.train.model import PaseModel
-from pase.train.schedule import lr_factor
+from pase.train.schedule import fe_factor, lr_factor
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,8 @@ class TrainOptions:
     lrdec_step: int = 30
     lrdecay: float = 0.1
     warmup: int = 0
+    fe_freeze_steps: int = 0
+    fe_warmup_steps: int = 0
     backprop_mode: str = "base"
     amp: str = "none"
     grad_clip: float = 0.0
@@ -238,9 +240,11 @@ class Trainer:
         total = self.opts.epochs * self.opts.batches_per_epoch
         f = lr_factor(self.opts.lr_mode, self.step, total, steps_per_epoch=self.opts.batches_per_epoch,
                       lrdec_step=self.opts.lrdec_step, lrdecay=self.opts.lrdecay, warmup=self.opts.warmup)
-        for opt, (_, _, base) in zip(self.optimizers, self.parts):
+        fe = fe_factor(self.step, freeze_steps=self.opts.fe_freeze_steps, warmup_steps=self.opts.fe_warmup_steps)
+        self.fe_lr_now = self.opts.fe_lr * f * fe
+        for opt, (name, _, base) in zip(self.optimizers, self.parts):
             for group in opt.param_groups:
-                group["lr"] = base * f
+                group["lr"] = base * f * (fe if name == "encoder" else 1.0)
         return f
 
     def _to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -353,7 +357,7 @@ class Trainer:
                     for k, v in losses.items():
                         tag = "train/lr_factor" if k == "lr_factor" else f"train/{k}_loss"
                         self.writer.add_scalar(tag, v, self.step)
-                    self.writer.add_scalar("train/fe_lr", self.opts.fe_lr * losses["lr_factor"], self.step)
+                    self.writer.add_scalar("train/fe_lr", self.fe_lr_now, self.step)
                 bar.set_postfix(total=f"{losses['total']:.3f}")
             bar.close()
             record = {"epoch": epoch, **{f"train_{k}": v / max(done, 1) for k, v in sums.items()}}
