@@ -1,8 +1,9 @@
-"""pase: PASE / PASE+ self-supervised speech encoders with Kaldi-style recipes."""
+"""pase-speech (import pase): PASE / PASE+ self-supervised speech encoders with Kaldi-style recipes."""
 from setuptools import find_packages, setup
 
 setup(
-    name="pase",
+    # The import package is `pase`; the PyPI name `pase` belongs to an unrelated project.
+    name="pase-speech",
     version="0.1.0",
     description="PASE and PASE+ speech encoders: pretraining, Kaldi ark/scp feature dumps, recipes",
     long_description=open("README.md", encoding="utf-8").read(),
@@ -36,8 +37,6 @@ setup(
         # libraries the original computed its targets with (compared against ours).
         "dev": ["pytest>=8", "kaldi-native-io>=1.22", "librosa>=0.10", "python_speech_features>=0.6",
                 "praat-parselmouth>=0.4", "gammatone>=1.0", "scipy>=1.11", "lhotse>=1.20"],
-        # torch 2.11 from PyPI is built against CUDA 13, hence the cuda13x CuPy build.
-        "gpu": ["cupy-cuda13x"],
         # Only for the codec2 distortion (codec2_p > 0 in a distortion cfg).
         "codec2": ["pycodec2>=4"],
     },
