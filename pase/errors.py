@@ -1,7 +1,7 @@
 """The root of the project's user-facing errors.
 
 Every error caused by bad input, configuration or a run that cannot go on derives from
-`PaseError`, so entry points report it in one line (see `pase.bin.run_main`) while programming
+`PaseError`, so entry points report it in one line (see `pase.bin.common.run_main`) while programming
 errors keep their tracebacks.
 """
 

@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 
 from pase.bin import make_synthetic_corpus as cli
+from pase.errors import PaseError
 from pase.synth import (CORE_TEST_SPEAKERS, DEV_SPEAKERS, FEMALE_VARIANTS, MALE_VARIANTS,
                         SA_SENTENCES, TIMIT_PHONES, Voice, find_library, make_librispeech,
                         make_timit, synthesize, timit_alignment)
@@ -77,7 +78,7 @@ def test_missing_espeak_ng_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(RuntimeError, match=r"tools/install\.sh.*apt-get install espeak-ng"):
         find_library()
-    with pytest.raises(SystemExit, match="espeak-ng is not installed"):
+    with pytest.raises(PaseError, match="espeak-ng is not installed"):
         cli.main(["timit", str(tmp_path / "out"), "--speakers", "1", "0", "0"])
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.tmp").exists()
 
@@ -254,7 +255,7 @@ def test_cli_builds_via_tmp_and_reuses(tmp_path, monkeypatch):
 
 def test_cli_refuses_foreign_dirs_and_bad_counts(tmp_path):
     (tmp_path / "mine").mkdir()
-    with pytest.raises(SystemExit, match="not a synthetic corpus"):
+    with pytest.raises(PaseError, match="not a synthetic corpus"):
         cli.main(["librispeech", str(tmp_path / "mine")])
-    with pytest.raises(SystemExit, match="takes 3"):
+    with pytest.raises(PaseError, match="takes 3"):
         cli.main(["timit", str(tmp_path / "x"), "--speakers", "1", "2"])

@@ -1,6 +1,6 @@
 """pase-asr-feats: MFCC (or fbank) + per-speaker mean normalisation + deltas as ark/scp.
 
-    pase-asr-feats data/test dump/mfcc/test --out-data-dir data/test_mfcc [--type fbank]
+    pase-asr-feats data/test dump/mfcc/test --out_data_dir data/test_mfcc [--type fbank]
 
 The GMM systems' features (pase.asr.features), written in pase-extract's layout so that the
 hybrid MLP can use them as its MFCC baseline input: dump/.../feats.{ark,scp} and a copy of the
@@ -8,21 +8,19 @@ data dir with feats.scp.
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from pase.asr.features import mfcc_cmvn_deltas, write_feats
-from pase.bin import run_main
+from pase.bin.common import ArgumentParser, run_main
 from pase.extraction import absolute
 from pase.io import DataDir, copy_data_dir, read_kaldi_map, write_kaldi_map
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="pase-asr-feats", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser("pase-asr-feats", __doc__)
     p.add_argument("data_dir", type=Path)
     p.add_argument("dump_dir", type=Path)
-    p.add_argument("--out-data-dir", type=Path, required=True)
+    p.add_argument("--out_data_dir", type=Path, required=True)
     p.add_argument("--type", choices=("mfcc", "fbank"), default="mfcc", help="13 MFCCs or 40 filterbanks")
     args = p.parse_args(argv)
     data = DataDir.load(args.data_dir)

@@ -12,7 +12,6 @@ is warned about; its utterances count as errors.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pase.bin import run_main
+from pase.bin.common import ArgumentParser, add_device_options, run_main, setup_device
 from pase.cls.features import LABELS, few, load_features, read_labels
 from pase.cls.model import ClassifierError, FinetuneClassifier, load_classifier
 from pase.cls.train import score_features, score_waveforms, sentence_decision
@@ -140,15 +139,14 @@ def report(decodes: list[Path], results: Path, title: str) -> list[dict]:
     return all_metrics
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pase-cls-eval", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser("pase-cls-eval", __doc__)
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("score", help="classify every utterance of a data dir")
     s.add_argument("model", type=Path, help="pase-cls-train's model.pt")
     s.add_argument("data_dir", type=Path, help="data dir with feats.scp (or wav.scp for a fine-tuned model)")
     s.add_argument("out", type=Path, help="decode dir to write")
-    s.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    add_device_options(s)
     r = sub.add_parser("report", help="accuracy, per-class scores, confusion matrices, RESULTS.md")
     r.add_argument("decodes", type=Path, nargs="+", help="decode dirs written by score")
     r.add_argument("--results", type=Path, required=True, help="RESULTS.md to write")
@@ -159,9 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     if args.command == "score":
-        device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto"
-                              else args.device)
-        score(args.model, args.data_dir, args.out, device)
+        score(args.model, args.data_dir, args.out, setup_device(args))
     else:
         report(args.decodes, args.results, args.title)
 

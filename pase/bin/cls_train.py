@@ -1,7 +1,7 @@
 """pase-cls-train: train an utterance classifier on frame features or, fine-tuning, on waveforms.
 
     pase-cls-train --config conf/cls.yaml --train data/train_mfcc --dev data/dev_mfcc --out exp/mfcc
-    pase-cls-train --finetune --pase_cfg conf/PASE+.cfg --pase_ckpt FE_e199.ckpt \\
+    pase-cls-train --finetune --fe_cfg conf/PASE+.cfg --fe_ckpt FE_e199.ckpt \\
         --train data/train --dev data/dev --out exp/pase+_ft
 
 Each data dir needs utt2label, and feats.scp (pase-extract / pase-cls-features) or, with
@@ -12,7 +12,6 @@ script used --lr 0.0001 --halving_factor 0.8 --epochs 15.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from pathlib import Path
@@ -20,8 +19,8 @@ from pathlib import Path
 import torch
 import yaml
 
-from pase.bin import run_main
-from pase.bin.train import parse_args, str2bool
+from pase.bin.common import (ArgumentParser, add_device_options, add_encoder_options, run_main,
+                             setup_device, str2bool)
 from pase.cls.features import class_inventory, load_features, read_classes, read_labels
 from pase.cls.model import POOLINGS, ClassifierHead, HeadConfig, build_finetune, save_classifier
 from pase.cls.train import TrainOptions, train_finetune, train_frozen
@@ -31,10 +30,8 @@ from pase.io import DataDir, DataDirError
 log = logging.getLogger("pase-cls-train")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pase-cls-train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", type=Path, help="YAML file of option: value defaults (the command line wins)")
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser("pase-cls-train", __doc__)
     d = p.add_argument_group("data")
     d.add_argument("--train", type=Path, help="training data dir (utt2label + feats.scp, or wav.scp)")
     d.add_argument("--dev", type=Path, help="dev data dir: model selection and the LR schedule")
@@ -47,8 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--hidden", type=int, default=256, help="hidden units")
     m.add_argument("--dropout", type=float, default=0.15)
     m.add_argument("--finetune", action="store_true", help="train the PASE encoder too, from waveforms")
-    m.add_argument("--pase_cfg", default="cfg/frontend/PASE+.cfg", help="encoder config (fine-tuning)")
-    m.add_argument("--pase_ckpt", type=Path, default=None, help="encoder checkpoint (fine-tuning)")
+    add_encoder_options(m, cfg_help="encoder config (fine-tuning)", ckpt_help="encoder checkpoint (fine-tuning)")
     o = p.add_argument_group("optimisation")
     o.add_argument("--lr", type=float, default=0.001, help="SGD learning rate")
     o.add_argument("--encoder_lr", type=float, default=None, help="encoder LR when fine-tuning (default: --lr)")
@@ -62,19 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="relative dev error improvement below which the LR is scaled")
     o.add_argument("--seed", type=int, default=1234)
     r = p.add_argument_group("run")
-    r.add_argument("--device", default="auto", help="cpu, cuda or auto")
-    r.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    add_device_options(r)
     return p
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    args = parse_args(build_parser(), argv)
+    args = build_parser().parse_args(argv)
     for name in ("train", "dev", "out"):
         if getattr(args, name) is None:
             raise ConfigError(f"--{name} is required")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    device = setup_device(args)
     if args.finetune:
         train_data, dev_data = DataDir.load(args.train), DataDir.load(args.dev)
         train_ids, dev_ids = list(train_data.utt2spk), list(dev_data.utt2spk)
@@ -101,7 +94,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     head_opts = dict(num_classes=len(classes), hidden=args.hidden, dropout=args.dropout, pooling=args.pooling,
                      avg_concat=args.avg_concat)
     if args.finetune:
-        model = build_finetune(args.pase_cfg, args.pase_ckpt, **head_opts)
+        model = build_finetune(args.fe_cfg, args.fe_ckpt, **head_opts)
         train = [(train_data[u], index[train_labels[u]]) for u in train_ids]
         dev = [(dev_data[u], index[dev_labels[u]]) for u in dev_ids]
         trainer = train_finetune

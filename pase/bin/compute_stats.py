@@ -1,22 +1,20 @@
 """pase-compute-stats: per-dimension mean and std of every worker target over N batches.
 
     pase-compute-stats --train_data data/pase_train --net_cfg cfg/workers/workers+.cfg \\
-        --out_file exp/pase+/stats.json --chunk_size 32000 --max_batches 20
+        --out_file exp/pase+/stats.json --chunk_size 32000 --max_batches 20 [--train_config conf/train.yaml]
 
 Chunks are drawn and scaled exactly as in training (the original used 1 s chunks without random
 scaling, whatever the training used), and std is the global one (see pase/train/stats.py).
+--train_config takes chunk_size, random_scale, num_workers and seed from pase-train's --config
+file (its other keys are ignored) so that the statistics match training; the command line wins.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
-import torch
-
-from pase.bin import run_main
-from pase.bin.train import parse_args, str2bool
-from pase.config import load_config
+from pase.bin.common import ArgumentParser, add_device_options, run_main, setup_device, str2bool
+from pase.config import ConfigError, load_config
 from pase.data import ChunkDataset, EpochSampler, make_loader, utterance_durations
 from pase.io import DataDir
 from pase.models.workers import target_specs
@@ -26,27 +24,37 @@ from pase.train.stats import compute_stats, describe, save_stats
 log = logging.getLogger("pase-compute-stats")
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="pase-compute-stats", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+TRAIN_KEYS = ("chunk_size", "random_scale", "num_workers", "seed")
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser("pase-compute-stats", __doc__)
     p.add_argument("--train_data", type=Path, required=True, help="Kaldi data dir")
     p.add_argument("--net_cfg", default="cfg/workers/workers+.cfg", help="workers config")
     p.add_argument("--out_file", type=Path, required=True, help="statistics JSON to write")
+    p.add_argument("--train_config", type=Path, default=None,
+                   help=f"pase-train's --config file: its {', '.join(TRAIN_KEYS)} are used")
     p.add_argument("--chunk_size", type=int, default=32000)
     p.add_argument("--random_scale", type=str2bool, default=True)
     p.add_argument("--batch_size", type=int, default=100)
     p.add_argument("--max_batches", type=int, default=20)
     p.add_argument("--num_workers", type=int, default=2)
     p.add_argument("--seed", type=int, default=2)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--config", type=Path, help="the training config (YAML): its chunk_size, random_scale, "
-                   "num_workers and seed are used so that the statistics match training")
-    args = parse_args(p, argv, use=frozenset({"chunk_size", "random_scale", "num_workers", "seed"}))
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    add_device_options(p)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = build_parser()
+    args = p.parse_args(argv)
+    if args.train_config is not None:
+        p.apply_config(args.train_config, only=TRAIN_KEYS)
+        args = p.parse_args(argv)
+    device = setup_device(args)
     data = DataDir.load(args.train_data)
     bank = TargetBank(target_specs(load_config(args.net_cfg))).to(device)
     if not bank.dims:
-        raise SystemExit(f"pase-compute-stats: {args.net_cfg} has no worker with a computed target")
+        raise ConfigError(f"{args.net_cfg} has no worker with a computed target")
     ds = ChunkDataset(data, args.chunk_size, random_scale=args.random_scale, context=False,
                       durations=utterance_durations(data), seed=args.seed)
     sampler = EpochSampler(len(ds), batches_per_epoch=args.max_batches, batch_size=args.batch_size, seed=args.seed)

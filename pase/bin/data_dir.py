@@ -1,6 +1,6 @@
 """pase-data-dir: check, repair, subset and split Kaldi data directories.
 
-    pase-data-dir validate data/train [--no-feats] [--no-text] [--no-wav]
+    pase-data-dir validate data/train [--no_feats] [--no_text] [--no_wav]
     pase-data-dir fix data/train
     pase-data-dir subset data/train data/train_1k --shortest 1000
     pase-data-dir split data/train 8                  # -> data/train/split8/{1..8}
@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pase.bin import run_main
+from pase.bin.common import ArgumentParser, run_main
 from pase.io import DataDir, DataDirError, utt2spk_to_spk2utt, write_kaldi_map
 from pase.io.datadir import _WS, _WS_CHARS, _c_order
 
@@ -189,7 +189,7 @@ def validate(d: Path, *, no_feats: bool = False, no_text: bool = False,
         if name in skip:
             continue
         if name not in tables:
-            flag = {"wav.scp": " (or pass --no-wav)", "text": " (or pass --no-text)"}.get(name, "")
+            flag = {"wav.scp": " (or pass --no_wav)", "text": " (or pass --no_text)"}.get(name, "")
             errors.append(f"{d / name}: missing{flag}")
     for table in tables.values():
         errors += _capped(table.bad)
@@ -469,15 +469,14 @@ def _input(path: Path | None) -> tuple[str, str]:
     return str(path), path.read_text(encoding="utf-8")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pase-data-dir", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser("pase-data-dir", __doc__)
     sub = p.add_subparsers(dest="command", required=True)
     v = sub.add_parser("validate", help="check a data dir; print every problem")
     v.add_argument("data_dir", type=Path)
-    v.add_argument("--no-feats", action="store_true", help="do not check feats.scp")
-    v.add_argument("--no-text", action="store_true", help="text is not required (nor checked)")
-    v.add_argument("--no-wav", action="store_true",
+    v.add_argument("--no_feats", action="store_true", help="do not check feats.scp")
+    v.add_argument("--no_text", action="store_true", help="text is not required (nor checked)")
+    v.add_argument("--no_wav", action="store_true",
                    help="wav.scp is not required (nor segments and recording files checked)")
     f = sub.add_parser("fix", help="drop inconsistent entries, sort, regenerate spk2utt")
     f.add_argument("data_dir", type=Path)
@@ -485,8 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("data_dir", type=Path)
     s.add_argument("out_dir", type=Path)
     how = s.add_mutually_exclusive_group(required=True)
-    how.add_argument("--utt-list", type=Path, help="utterances in this file (first field)")
-    how.add_argument("--spk-list", type=Path, help="utterances of the speakers in this file")
+    how.add_argument("--utt_list", type=Path, help="utterances in this file (first field)")
+    how.add_argument("--spk_list", type=Path, help="utterances of the speakers in this file")
     how.add_argument("--first", type=int, help="first N utterances (C-locale order)")
     how.add_argument("--last", type=int, help="last N utterances")
     how.add_argument("--shortest", type=int, help="N shortest utterances (needs utt2dur)")

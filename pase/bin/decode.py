@@ -1,8 +1,8 @@
 """pase-decode: decode a set with an HCLG graph and score the 39-phone PER both ways.
 
-    pase-decode hybrid --model exp/mlp_pase --gmm exp/tri --lang-test data/lang_test_bg \\
+    pase-decode hybrid --model exp/mlp_pase --gmm exp/tri --lang_test data/lang_test_bg \\
         --data data/test_pase --out exp/mlp_pase/decode_test
-    pase-decode gmm --gmm exp/tri --lang-test data/lang_test_bg --data data/test \\
+    pase-decode gmm --gmm exp/tri --lang_test data/lang_test_bg --data data/test \\
         --out exp/tri/decode_test
 
 The graph (<gmm>/graph/HCLG.fst, built from the GMM's tree and transition model and the test
@@ -15,7 +15,6 @@ GMM's 1-best at acoustic scale 1/LMWT for each LM weight. Writes <out>/score_<LM
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import time
@@ -34,7 +33,7 @@ from pase.asr.lang import Lang
 from pase.asr.finetune import EncoderHybrid, utterance_logprobs
 from pase.asr.mlp import FrameSet, HybridMLP, MlpOptions, scaled_loglikes
 from pase.asr.score import results_line, sweep
-from pase.bin import run_main
+from pase.bin.common import ArgumentParser, add_device_options, run_main, setup_device
 from pase.bin.train_mlp import load_features
 from pase.errors import PaseError
 from pase.io import DataDir, peak_normalize, read_audio, read_kaldi_map, write_matrix_ark_scp
@@ -73,20 +72,20 @@ def graph_for(gmm: Path, lang_test: Path, system: GmmSystem) -> kaldifst.StdVect
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="pase-decode", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser("pase-decode", __doc__)
     p.add_argument("kind", choices=("hybrid", "gmm"))
     p.add_argument("--gmm", type=Path, required=True, help="GMM dir (tree, transition model; the MLP's targets)")
-    p.add_argument("--lang-test", type=Path, required=True, help="test lang dir with G.fst")
+    p.add_argument("--lang_test", type=Path, required=True, help="test lang dir with G.fst")
     p.add_argument("--data", type=Path, required=True, help="data dir with text (and feats.scp for hybrid)")
     p.add_argument("--out", type=Path, required=True, help="decode dir")
     p.add_argument("--model", type=Path, help="hybrid: the pase-train-mlp dir")
     p.add_argument("--acwt", type=float, default=0.2, help="hybrid: acoustic scale of the lattices")
     p.add_argument("--lmwt", default="1:10", help="LM weights to score, e.g. 1:10 or '4 6 8'")
     p.add_argument("--beam", type=float, default=13.0)
-    p.add_argument("--lattice-beam", type=float, default=8.0)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--lattice_beam", type=float, default=8.0)
+    add_device_options(p)
     args = p.parse_args(argv)
+    device = setup_device(args)
     lmwts = parse_lmwt(args.lmwt)
     lang = Lang.load(args.lang_test)
     id2word = lang.id_to_word()
@@ -111,13 +110,13 @@ def main(argv: list[str] | None = None) -> None:
             ft_model = EncoderHybrid(wf_builder(info["finetune"]["pase_cfg"]), info["num_pdfs"], MlpOptions(**o))
             ft_model.load_state_dict(state)
             data_dir = DataDir.load(args.data)
-            loglikes = {u.utt_id: utterance_logprobs(ft_model.to(args.device), peak_normalize(
+            loglikes = {u.utt_id: utterance_logprobs(ft_model.to(device), peak_normalize(
                 read_audio(u.source, start=u.start, end=u.end, name=u.utt_id), name=u.utt_id),
-                torch.device(args.device)).numpy() - priors for u in data_dir.utterances}
+                device).numpy() - priors for u in data_dir.utterances}
         else:
             model.load_state_dict(state)
             data = FrameSet(load_features(args.data), None, o["context"])
-            loglikes = scaled_loglikes(model.to(args.device), data, priors, torch.device(args.device))
+            loglikes = scaled_loglikes(model.to(device), data, priors, device)
         write_matrix_ark_scp((args.out / "loglikes.ark").resolve(), args.out / "loglikes.scp", sorted(loglikes.items()))
         (args.out / "latgen-faster-mapped.txt").write_text(LATGEN_DOC.format(
             acwt=args.acwt, words=args.lang_test / "words.txt", graph=args.gmm / "graph/HCLG.fst",

@@ -1,11 +1,12 @@
 """pase-extract: dump PASE/PASE+ features of a Kaldi data dir as ark/scp.
 
-    pase-extract data/test dump/test --config cfg/frontend/PASE+.cfg --ckpt FE_e199.ckpt
+    pase-extract data/test dump/test --fe_cfg cfg/frontend/PASE+.cfg --fe_ckpt FE_e199.ckpt
 
 writes dump/test/feats.{ark,scp}, dump/test/cmvn.{ark,scp} (per speaker) and the data dir
 data/test_pase (a copy of data/test with feats.scp, cmvn.scp and utt2num_frames).
 With --nj N it runs N local jobs, each on a contiguous shard, writing feats.JOB.{ark,scp};
 --job J runs only shard J (for external schedulers such as Slurm arrays) and skips the merge.
+An encoder config given as --config (this command's older spelling) is still taken as --fe_cfg.
 """
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import torch
-
-from pase.bin import run_main
+from pase.bin.common import (ArgumentParser, add_device_options, add_encoder_options, run_main,
+                             setup_device)
+from pase.errors import PaseError
 from pase.extraction import (ExtractOptions, FeatureExtractor, absolute, finalize_dump, reestimate_on_data,
                              shard_paths)
 from pase.io import DataDir, read_kaldi_map, write_kaldi_map
@@ -27,50 +28,45 @@ from pase.models.frontend import wf_builder
 log = logging.getLogger("pase-extract")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pase-extract", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser("pase-extract", __doc__, legacy_config="fe_cfg")
     p.add_argument("data_dir", type=Path, help="Kaldi data dir (wav.scp, optional utt2spk, segments)")
     p.add_argument("dump_dir", type=Path, help="where feats.{ark,scp} and cmvn.{ark,scp} go")
-    p.add_argument("--out-data-dir", type=Path, default=None,
+    p.add_argument("--out_data_dir", type=Path, default=None,
                    help="output data dir (default: <data_dir>_pase)")
-    p.add_argument("--config", default="cfg/frontend/PASE+.cfg", help="encoder config (YAML or original JSON)")
-    p.add_argument("--ckpt", type=Path, default=None, help="encoder checkpoint (e.g. the original FE_e199.ckpt)")
-    p.add_argument("--random-init", action="store_true",
+    add_encoder_options(p)
+    p.add_argument("--random_init", action="store_true",
                    help="run an untrained encoder (pipeline checks only; the features mean nothing)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    add_device_options(p)
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CPU and GPU)")
-    p.add_argument("--peak-norm", action="store_true",
+    p.add_argument("--peak_norm", action="store_true",
                    help="scale each utterance to peak |x| = 1 (the original TIMIT recipe did)")
-    p.add_argument("--bn-reestimate", "--bn_reestimate", action="store_true",
+    p.add_argument("--bn_reestimate", action="store_true",
                    help="re-estimate the BatchNorm statistics on this data dir before extracting "
                         "(target-domain statistics instead of the pretraining ones)")
-    p.add_argument("--batch-size", type=int, default=8, help="max utterances per batch")
-    p.add_argument("--max-batch-seconds", type=float, default=120.0,
+    p.add_argument("--batch_size", type=int, default=8, help="max utterances per batch")
+    p.add_argument("--max_batch_seconds", type=float, default=120.0,
                    help="max padded audio per batch (bounds memory)")
     p.add_argument("--nj", type=int, default=1, help="number of jobs (shards)")
     p.add_argument("--job", type=int, default=None, help="run only this shard (1-based) and do not merge")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch threads per job (default: CPU count / nj)")
-    p.add_argument("--skip-bad", action="store_true",
+    p.add_argument("--skip_bad", action="store_true",
                    help="log and skip unreadable/too-short utterances (listed in dump_dir/skipped) "
                         "instead of failing")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no_progress", action="store_true", help="no progress bar")
     return p
 
 
 def load_encoder(args: argparse.Namespace):
-    encoder = wf_builder(args.config)
-    if args.ckpt is not None:
-        encoder.load_pretrained(args.ckpt, load_last=True, verbose=True)
+    encoder = wf_builder(args.fe_cfg)
+    if args.fe_ckpt is not None:
+        encoder.load_pretrained(args.fe_ckpt, load_last=True, verbose=True)
     elif not args.random_init:
-        raise SystemExit("pase-extract: give --ckpt (or --random-init for an untrained encoder)")
+        raise PaseError("give --fe_ckpt (or --random_init for an untrained encoder)")
     return encoder
 
 
 def run_job(args: argparse.Namespace, data: DataDir, job: int) -> dict[str, str]:
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    opts = ExtractOptions(device=device, bf16=args.bf16, peak_norm=args.peak_norm,
+    opts = ExtractOptions(device=str(setup_device(args)), bf16=args.bf16, peak_norm=args.peak_norm,
                           batch_size=args.batch_size, max_batch_seconds=args.max_batch_seconds,
                           skip_bad=args.skip_bad, progress=not args.no_progress)
     utts = data.shard(args.nj, job) if args.nj > 1 else data.utterances
@@ -86,14 +82,14 @@ def run_job(args: argparse.Namespace, data: DataDir, job: int) -> dict[str, str]
 
 def spawn_jobs(args: argparse.Namespace, argv: list[str]) -> dict[str, str]:
     """Run --nj local jobs in parallel, each `pase-extract ... --job J`, logging to dump_dir/log."""
-    threads = args.threads or max(1, (os.cpu_count() or 1) // args.nj)
+    threads = args.num_threads or max(1, (os.cpu_count() or 1) // args.nj)
     logdir = args.dump_dir / "log"
     logdir.mkdir(parents=True, exist_ok=True)
     procs = []
     for job in range(1, args.nj + 1):
         (args.dump_dir / f"skipped.{job}").unlink(missing_ok=True)
         cmd = [sys.executable, "-m", "pase.bin.extract", *argv, "--job", str(job),
-               "--threads", str(threads), "--no-progress"]
+               "--num_threads", str(threads), "--no_progress"]
         logf = open(logdir / f"extract.{job}.log", "w")
         procs.append((job, subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT), logf))
     failed = []
@@ -103,9 +99,9 @@ def spawn_jobs(args: argparse.Namespace, argv: list[str]) -> dict[str, str]:
         if proc.returncode != 0:
             failed.append(job)
     if failed:
-        tail = (logdir / f"extract.{failed[0]}.log").read_text().strip().splitlines()[-5:]
-        raise SystemExit(f"pase-extract: job(s) {failed} failed; see {logdir}/extract.JOB.log; "
-                         f"job {failed[0]} ended with:\n" + "\n".join(tail))
+        tail = (logdir / f"extract.{failed[0]}.log").read_text().strip().splitlines()[-1:]
+        raise PaseError(f"job(s) {failed} failed; see {logdir}/extract.JOB.log; job {failed[0]} ended with: "
+                        + "".join(tail))
     skipped: dict[str, str] = {}
     for job in range(1, args.nj + 1):
         path = args.dump_dir / f"skipped.{job}"
@@ -118,9 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     if args.nj < 1 or (args.job is not None and not 1 <= args.job <= args.nj):
-        raise SystemExit(f"pase-extract: need --nj >= 1 and 1 <= --job <= --nj (got {args.nj}, {args.job})")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+        raise PaseError(f"need --nj >= 1 and 1 <= --job <= --nj (got {args.nj}, {args.job})")
     data = DataDir.load(args.data_dir)
     args.dump_dir.mkdir(parents=True, exist_ok=True)
     if args.job is not None:

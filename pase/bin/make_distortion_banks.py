@@ -13,7 +13,6 @@ The same --seed gives the same files.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from pathlib import Path
@@ -23,36 +22,36 @@ import numpy as np
 from pase.augment.banks import (PASE_PLUS_SETTINGS, make_filters, make_noises, make_overlap,
                                 simulate_rirs, speech_like)
 from pase.augment.openslr import openslr_rirs
-from pase.bin import run_main
+from pase.bin.common import ArgumentParser, run_main
+from pase.errors import PaseError
 from pase.io import read_audio, read_kaldi_map
 
 log = logging.getLogger("pase-make-distortion-banks")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pase-make-distortion-banks", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser("pase-make-distortion-banks", __doc__)
     p.add_argument("out_dir", type=Path, help="where the banks and distortions.cfg go")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--rooms_per_type", "--rooms-per-type", type=int, default=2,
+    p.add_argument("--rooms_per_type", type=int, default=2,
                    help="simulated rooms per room type (small, medium, large)")
-    p.add_argument("--rirs_per_room", "--rirs-per-room", type=int, default=5,
+    p.add_argument("--rirs_per_room", type=int, default=5,
                    help="microphone positions (RIRs) per room")
-    p.add_argument("--num_noises", "--num-noises", type=int, default=10)
-    p.add_argument("--noise_seconds", "--noise-seconds", type=float, default=5.0)
-    p.add_argument("--num_overlap", "--num-overlap", type=int, default=10,
+    p.add_argument("--num_noises", type=int, default=10)
+    p.add_argument("--noise_seconds", type=float, default=5.0)
+    p.add_argument("--num_overlap", type=int, default=10,
                    help="interfering-speech files")
-    p.add_argument("--overlap_seconds", "--overlap-seconds", type=float, default=4.0)
-    p.add_argument("--speech_scp", "--speech-scp", type=Path, default=None,
+    p.add_argument("--overlap_seconds", type=float, default=4.0)
+    p.add_argument("--speech_scp", type=Path, default=None,
                    help="wav.scp (or list of audio files) of real speech for babble and overlap "
                         "(default: synthetic speech-like signals)")
-    p.add_argument("--num_bandrop_filters", "--num-bandrop-filters", type=int, default=20)
-    p.add_argument("--no_filters", "--no-filters", action="store_true",
+    p.add_argument("--num_bandrop_filters", type=int, default=20)
+    p.add_argument("--no_filters", action="store_true",
                    help="write no filter files: the config then designs band-drop and low-pass "
                         "filters on the fly")
-    p.add_argument("--out_cfg", "--out-cfg", type=Path, default=None,
+    p.add_argument("--out_cfg", type=Path, default=None,
                    help="config to write (default: OUT_DIR/distortions.cfg)")
-    p.add_argument("--sample_rate", "--sample-rate", type=int, default=16000)
+    p.add_argument("--sample_rate", type=int, default=16000)
     return p
 
 
@@ -69,10 +68,10 @@ def main(argv: list[str] | None = None) -> None:
     counts = ["rooms_per_type", "rirs_per_room", "num_noises", "num_overlap"]
     for name in counts + ([] if args.no_filters else ["num_bandrop_filters"]):
         if getattr(args, name) < 1:
-            raise SystemExit(f"pase-make-distortion-banks: --{name} must be >= 1")
+            raise PaseError(f"--{name} must be >= 1")
     for name in ("noise_seconds", "overlap_seconds"):
         if not getattr(args, name) > 0:
-            raise SystemExit(f"pase-make-distortion-banks: --{name} must be > 0")
+            raise PaseError(f"--{name} must be > 0")
     rng = np.random.default_rng(args.seed)
     sr, out = args.sample_rate, args.out_dir
     out.mkdir(parents=True, exist_ok=True)

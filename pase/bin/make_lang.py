@@ -9,17 +9,15 @@ discounted phone bigram) and G.fst (see pase.asr.lang).
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from pase.asr.lang import make_G, make_lang, train_bigram_arpa
-from pase.bin import run_main
+from pase.bin.common import ArgumentParser, run_main
 from pase.io import DataDirError, read_kaldi_map
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="pase-make-lang", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser("pase-make-lang", __doc__)
     p.add_argument("data_train", type=Path, help="training data dir (its text: phone transcripts)")
     p.add_argument("lang", type=Path, help="output lang dir")
     p.add_argument("lang_test", type=Path, help="output test lang dir (lang + G.fst)")

@@ -3,10 +3,10 @@
     pase-make-synthetic-corpus librispeech corpora/ls    # corpora/ls/LibriSpeech/<subset>/...
     pase-make-synthetic-corpus timit corpora/timit --jobs 2   # corpora/timit/TIMIT/{TRAIN,TEST}
 
---speakers and --utts-per-speaker take one number per set: LibriSpeech TRAIN DEV
+--speakers and --utts_per_speaker take one number per set: LibriSpeech TRAIN DEV
 (train-clean-5, dev-clean-2), TIMIT TRAIN DEV TEST (TEST speakers are core-test ids, DEV ones
 dev-list ids, both filed under TIMIT/TEST as on the disc); TIMIT takes a single
---utts-per-speaker. The corpus is built in OUT.tmp and renamed to OUT when complete, with a
+--utts_per_speaker. The corpus is built in OUT.tmp and renamed to OUT when complete, with a
 stamp of its parameters: rerunning with the same parameters returns at once, with others it
 rebuilds. Same parameters and seed give byte-identical files, whatever --jobs.
 """
@@ -20,7 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-from pase.bin import run_main
+from pase.bin.common import ArgumentParser, run_main
+from pase.errors import PaseError
 from pase.synth.espeak import find_library
 from pase.synth.librispeech import DEFAULT_SUBSETS, make_librispeech
 from pase.synth.timit import make_timit
@@ -37,16 +38,15 @@ DEFAULTS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(PROG, __doc__)
     p.add_argument("corpus", choices=sorted(DEFAULTS), help="which layout to write")
     p.add_argument("out_dir", type=Path, help="output directory (the corpus goes inside)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--speakers", type=int, nargs="+", default=None,
                    help="speakers per set: librispeech TRAIN DEV (default 8 3), "
                         "timit TRAIN DEV TEST (default 24 8 24)")
-    p.add_argument("--utts-per-speaker", type=int, nargs="+", default=None,
+    p.add_argument("--utts_per_speaker", type=int, nargs="+", default=None,
                    help="utterances per speaker: librispeech TRAIN DEV (default 12 6), "
                         "timit N (default 8)")
     p.add_argument("--jobs", type=int, default=1, help="parallel synthesis processes")
@@ -61,8 +61,8 @@ def corpus_params(args: argparse.Namespace) -> dict:
               "utts_per_speaker": args.utts_per_speaker or defaults["utts_per_speaker"]}
     for key in ("speakers", "utts_per_speaker"):
         if len(params[key]) != len(defaults[key]) or min(params[key]) < 0:
-            raise SystemExit(f"{PROG}: {args.corpus} takes {len(defaults[key])} non-negative "
-                             f"number(s) for --{key.replace('_', '-')}, got {params[key]}")
+            raise PaseError(f"{args.corpus} takes {len(defaults[key])} non-negative "
+                            f"number(s) for --{key}, got {params[key]}")
     return params
 
 
@@ -95,13 +95,13 @@ def main(argv: list[str] | None = None) -> None:
             log.info("%s: complete corpus with these parameters, reused", out)
             return
         if stamp is None:
-            raise SystemExit(f"{PROG}: {out} exists and is not a synthetic corpus (no {STAMP}); "
-                             "remove it or choose another directory")
+            raise PaseError(f"{out} exists and is not a synthetic corpus (no {STAMP}); "
+                            "remove it or choose another directory")
         log.info("%s was made with other parameters (%s); rebuilding", out, stamp)
     try:
         find_library()
     except RuntimeError as e:
-        raise SystemExit(f"{PROG}: {e}") from None
+        raise PaseError(str(e)) from None
     tmp = out.with_name(out.name + ".tmp")
     if tmp.exists():
         log.info("removing %s, left over by an interrupted run", tmp)

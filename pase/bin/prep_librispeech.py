@@ -8,22 +8,20 @@ original's energy-based segmentation, as a `segments` file.
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from pase.bin import run_main
+from pase.bin.common import ArgumentParser, run_main
 from pase.prep.librispeech import prepare_subset
 from pase.prep.segment import segment_data_dir
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="pase-prep-librispeech", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser("pase-prep-librispeech", __doc__)
     p.add_argument("corpus", type=Path, help="the LibriSpeech directory (holding the subset dirs)")
     p.add_argument("data", type=Path, help="where the data dirs go")
     p.add_argument("subsets", nargs="+", help="subset names, e.g. train-clean-100 dev-clean")
     p.add_argument("--segment", action="store_true", help="also write <dir>_seg with speech segments")
-    p.add_argument("--min-seconds", type=float, default=1.5, help="shortest segment kept with --segment")
+    p.add_argument("--min_seconds", type=float, default=1.5, help="shortest segment kept with --segment")
     args = p.parse_args(argv)
     for subset in args.subsets:
         out = args.data / subset.replace("-", "_")

@@ -1,45 +1,43 @@
 """pase-prep-timit: TIMIT -> Kaldi data dirs train, dev (50 speakers) and test (24 core speakers).
 
-    pase-prep-timit /corpora/LDC93S1/TIMIT data --dev-spk conf/dev_spk.list \
-        --test-spk conf/test_spk.list --phone-map conf/phones.60-48-39.map
+    pase-prep-timit /corpora/LDC93S1/TIMIT data --dev_spk conf/dev_spk.list \
+        --test_spk conf/test_spk.list --phone_map conf/phones.60-48-39.map
 
 writes data/{train,dev,test}/{wav.scp,text,utt2spk,spk2utt,spk2gender,utt2dur}, with 48-phone
 transcripts in `text` (Kaldi's egs/timit/s5 conventions; see pase.prep.timit). Without the
-options, the standard lists and map built into pase are used; --write-conf DIR writes those
+options, the standard lists and map built into pase are used; --write_conf DIR writes those
 three files (to start a recipe's conf/) and exits.
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from pase.bin import run_main
+from pase.bin.common import ArgumentParser, run_main
 from pase.prep.timit import prepare_timit, write_timit_conf
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="pase-prep-timit", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser("pase-prep-timit", __doc__)
     p.add_argument("timit_root", type=Path, nargs="?",
                    help="the directory holding TRAIN/ and TEST/ (or its parent)")
     p.add_argument("data", type=Path, nargs="?", help="where train/, dev/ and test/ go")
-    p.add_argument("--dev-spk", type=Path, default=None,
+    p.add_argument("--dev_spk", type=Path, default=None,
                    help="dev speaker list (default: the built-in 50 speakers)")
-    p.add_argument("--test-spk", type=Path, default=None,
+    p.add_argument("--test_spk", type=Path, default=None,
                    help="test speaker list (default: the built-in core test set)")
-    p.add_argument("--phone-map", type=Path, default=None,
+    p.add_argument("--phone_map", type=Path, default=None,
                    help="phones.60-48-39.map (default: the built-in standard map)")
-    p.add_argument("--allow-missing-speakers", action="store_true",
+    p.add_argument("--allow_missing_speakers", action="store_true",
                    help="skip listed speakers absent from TEST/ with a warning instead of failing "
                         "(corpora holding a subset of TIMIT's speakers, e.g. the synthetic one)")
-    p.add_argument("--write-conf", type=Path, default=None, metavar="DIR",
+    p.add_argument("--write_conf", type=Path, default=None, metavar="DIR",
                    help="write dev_spk.list, test_spk.list and phones.60-48-39.map to DIR and exit")
     args = p.parse_args(argv)
     if args.write_conf is not None:
         write_timit_conf(args.write_conf)
         return
     if args.timit_root is None or args.data is None:
-        p.error("TIMIT_ROOT and DATA are required (unless --write-conf)")
+        p.error("TIMIT_ROOT and DATA are required (unless --write_conf)")
     prepare_timit(args.timit_root, args.data, dev_spk=args.dev_spk, test_spk=args.test_spk,
                   phone_map=args.phone_map, allow_missing_speakers=args.allow_missing_speakers)
 

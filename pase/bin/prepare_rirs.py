@@ -10,7 +10,6 @@ original parsed the small-room ratio as an integer).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -18,25 +17,24 @@ from pathlib import Path
 
 from pase.augment.distortions import check_distortion_keys
 from pase.augment.openslr import openslr_rirs
-from pase.bin import run_main
+from pase.bin.common import ArgumentParser, run_main
 from pase.config import load_config
 
 log = logging.getLogger("pase-prepare-rirs")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pase-prepare-rirs", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data_root", "--data-root", type=Path, required=True,
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser("pase-prepare-rirs", __doc__)
+    p.add_argument("--data_root", type=Path, required=True,
                    help="the simulated_rirs_16k (or simulated_rirs) directory, or a directory "
                         "holding it")
-    p.add_argument("--existing_cfg", "--existing-cfg", default=None,
+    p.add_argument("--existing_cfg", default=None,
                    help="distortion config to start from (default: an empty one)")
-    p.add_argument("--out_cfg", "--out-cfg", type=Path, required=True, help="config to write (JSON)")
+    p.add_argument("--out_cfg", type=Path, required=True, help="config to write (JSON)")
     for room in ("small", "medium", "large"):
         p.add_argument(f"--{room}_room_ratio", f"--{room}-room-ratio", type=float, default=1.0,
                        help=f"fraction of the {room}-room RIRs to keep (default 1.0)")
-    p.add_argument("--reverb_p", "--reverb-p", type=float, default=None,
+    p.add_argument("--reverb_p", type=float, default=None,
                    help="reverb probability (default: the existing config's, else 0.5 as PASE+)")
     p.add_argument("--seed", type=int, default=1, help="seed of the random subsampling")
     return p

@@ -1,6 +1,6 @@
 """pase-probe: few-shot linear probe of frozen features (speaker, or any utterance label).
 
-    pase-probe data/test_other --ckpt exp/pase+/FE_e9.ckpt --few 5 --test_per_class 5 \
+    pase-probe data/test_other --fe_ckpt exp/pase+/FE_e9.ckpt --few 5 --test_per_class 5 \
         --test_snr clean 5 --out_json exp/pase+/probe/FE_e9.json
     pase-probe data/test_other --seed 2              # the same encoder at random init
     pase-probe data/test_other --feats mfcc          # MFCC 13 + deltas baseline
@@ -21,9 +21,8 @@ import os
 import sys
 from pathlib import Path
 
-import torch
 
-from pase.bin import run_main
+from pase.bin.common import ArgumentParser, add_device_options, add_encoder_options, run_main, setup_device
 from pase.config import ConfigError
 from pase.probe import EncoderSpec, ProbeOptions, format_table, run_probe
 from pase.probe.features import BN_MODES, FEATS
@@ -47,52 +46,48 @@ def default_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pase" / "probe"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pase-probe", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser("pase-probe", __doc__)
     p.add_argument("data_dir", type=Path, help="Kaldi data dir (wav.scp, optional segments) with labels")
     a = p.add_argument
     a("--labels", default="utt2spk", help="label file in the data dir (utt2spk, utt2label, ...) or a path")
     a("--chop", type=int, default=1, help="cut every utterance into this many equal pieces (items)")
     a("--feats", choices=FEATS, default="pase", help="pase (encoder) or a baseline")
-    a("--fe_cfg", "--fe-cfg", default=None,
-      help="encoder config (default: the run's train.yaml next to --ckpt, else PASE+)")
-    a("--ckpt", "--fe_ckpt", "--fe-ckpt", dest="ckpt", type=Path, default=None,
-      help="encoder checkpoint (default: random init with --seed)")
+    add_encoder_options(p, cfg_default=None,
+                        cfg_help="encoder config (default: the run's train.yaml next to --fe_ckpt, else PASE+)",
+                        ckpt_help="encoder checkpoint (default: random init with --seed)")
     a("--seed", type=int, default=2, help="random-init seed (pase-train's default: its step 0)")
-    a("--bn_stats", "--bn-stats", choices=BN_MODES, default="ckpt",
+    a("--bn_stats", choices=BN_MODES, default="ckpt",
       help="BatchNorm statistics: as saved, reset to init, or re-estimated on --bn_data")
-    a("--bn_data", "--bn-data", type=Path, default=None,
+    a("--bn_data", type=Path, default=None,
       help="data dir for --bn_stats reestimate (default: the probe's training-pool audio)")
     a("--few", type=int, default=5, help="training items per class")
-    a("--test_per_class", "--test-per-class", type=int, default=5, help="test items per class")
-    a("--test_list", "--test-list", type=Path, default=None, help="file of test item ids (instead of --test_per_class)")
-    a("--split_seed", "--split-seed", type=int, default=0, help="seed of the test split and the draws")
+    a("--test_per_class", type=int, default=5, help="test items per class")
+    a("--test_list", type=Path, default=None, help="file of test item ids (instead of --test_per_class)")
+    a("--split_seed", type=int, default=0, help="seed of the test split and the draws")
     a("--draws", type=int, default=5, help="few-shot training draws")
-    a("--test_snr", "--test-snr", type=snr_value, nargs="+", default=[None],
+    a("--test_snr", type=snr_value, nargs="+", default=[None],
       help="test conditions: 'clean' and/or SNRs in dB of added white noise")
-    a("--noise_seed", "--noise-seed", type=int, default=0)
-    a("--peak_norm", "--peak-norm", action="store_true", help="peak-normalise every item's audio")
+    a("--noise_seed", type=int, default=0)
+    a("--peak_norm", action="store_true", help="peak-normalise every item's audio")
     a("--layers", default="final", help="final, all, or comma-separated layer indices/names")
     a("--C", dest="c", type=float, default=1.0, help="inverse L2 strength of the logistic regression")
-    a("--device", default="auto", help="cpu, cuda or auto")
-    a("--batch_size", "--batch-size", type=int, default=8)
-    a("--threads", "--num_threads", "--num-threads", dest="threads", type=int, default=None, help="torch CPU threads")
-    a("--cache_dir", "--cache-dir", type=Path, default=None, help=f"feature cache (default: {default_cache()})")
-    a("--no_cache", "--no-cache", action="store_true", help="do not read or write the cache")
-    a("--out_json", "--out-json", type=Path, default=None, help="write the result record here")
-    a("--no_progress", "--no-progress", action="store_true")
+    add_device_options(p)
+    a("--batch_size", type=int, default=8)
+    a("--cache_dir", type=Path, default=None, help=f"feature cache (default: {default_cache()})")
+    a("--no_cache", action="store_true", help="do not read or write the cache")
+    a("--out_json", type=Path, default=None, help="write the result record here")
+    a("--no_progress", action="store_true")
     return p
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.feats != "pase" and args.ckpt is not None:
-        raise ConfigError("--ckpt applies to --feats pase only")
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    spec = EncoderSpec(feats=args.feats, fe_cfg=args.fe_cfg, ckpt=args.ckpt, seed=args.seed, bn_stats=args.bn_stats)
+    if args.feats != "pase" and args.fe_ckpt is not None:
+        raise ConfigError("--fe_ckpt applies to --feats pase only")
+    device = str(setup_device(args))
+    spec = EncoderSpec(feats=args.feats, fe_cfg=args.fe_cfg, ckpt=args.fe_ckpt, seed=args.seed,
+                       bn_stats=args.bn_stats)
     opts = ProbeOptions(labels=args.labels, chop=args.chop, few=args.few, test_per_class=args.test_per_class,
                         test_list=args.test_list, split_seed=args.split_seed, draws=args.draws,
                         test_snr=tuple(args.test_snr), noise_seed=args.noise_seed, peak_norm=args.peak_norm,

@@ -8,12 +8,11 @@ exp/<tag>/RESULTS.md, with the probe table of exp/<tag>/probe/*.json (pase-probe
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from pathlib import Path
 
-from pase.bin import run_main
+from pase.bin.common import ArgumentParser, run_main
 from pase.errors import PaseError
 
 
@@ -92,8 +91,7 @@ def write_results(exp: Path, history: list[dict], names: list[str], title: str) 
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="pase-report", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser("pase-report", __doc__)
     p.add_argument("exp", type=Path, help="the run directory (pase-train --save_path)")
     p.add_argument("--title", default=None)
     args = p.parse_args(argv)

@@ -1,31 +1,29 @@
 """pase-split-data: split a data dir into train/valid data dirs by held-out speakers.
 
-    pase-split-data data/train data/pase_train data/pase_valid --valid-fraction 0.1 --seed 3
+    pase-split-data data/train data/pase_train data/pase_valid --valid_fraction 0.1 --seed 3
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
 
-from pase.bin import run_main
+from pase.bin.common import ArgumentParser, run_main
 from pase.data.split import split_by_speaker
 from pase.io import DataDir, copy_data_dir
 
 log = logging.getLogger("pase-split-data")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pase-split-data", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser("pase-split-data", __doc__)
     p.add_argument("data_dir", type=Path, help="Kaldi data dir to split")
     p.add_argument("train_dir", type=Path, help="output data dir for the training speakers")
     p.add_argument("valid_dir", type=Path, help="output data dir for the held-out speakers")
-    p.add_argument("--valid-fraction", type=float, default=0.1,
+    p.add_argument("--valid_fraction", type=float, default=0.1,
                    help="fraction of the speakers held out (default 0.1)")
-    p.add_argument("--num-valid-speakers", type=int, default=None,
-                   help="hold out exactly this many speakers (overrides --valid-fraction)")
+    p.add_argument("--num_valid_speakers", type=int, default=None,
+                   help="hold out exactly this many speakers (overrides --valid_fraction)")
     p.add_argument("--seed", type=int, default=3, help="speaker shuffle seed (default 3)")
     return p
 

@@ -22,7 +22,8 @@ import torch.distributed as dist
 import yaml
 
 from pase.augment import build_distortions
-from pase.bin import run_main
+from pase.bin.common import (ArgumentParser, add_device_options, add_encoder_options, run_main, setup_device,
+                             str2bool)
 from pase.config import ConfigError, load_config
 from pase.data import (ChunkDataset, EpochSampler, batches_per_epoch_from_duration, make_loader,
                        utterance_durations)
@@ -38,18 +39,8 @@ from pase.train.trainer import AMP_MODES, BACKPROP_MODES, Trainer, TrainOptions
 log = logging.getLogger("pase-train")
 
 
-def str2bool(v: str) -> bool:
-    """The original's 'True'/'False' string flags."""
-    if v.lower() in ("true", "1", "yes"):
-        return True
-    if v.lower() in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected True or False, got {v!r}")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pase-train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser("pase-train", __doc__)
     d = p.add_argument_group("data")
     d.add_argument("--train_data", type=Path, help="Kaldi data dir for training")
     d.add_argument("--valid_data", type=Path, help="Kaldi data dir for validation (held-out speakers)")
@@ -61,10 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--batches_per_epoch", type=int, default=None,
                    help="override the original's rule (total train duration // chunk_size // batch_size)")
     m = p.add_argument_group("model")
-    m.add_argument("--fe_cfg", default="cfg/frontend/PASE+.cfg", help="encoder config")
+    add_encoder_options(m, ckpt_help="initialise the encoder from a checkpoint")
     m.add_argument("--net_cfg", default="cfg/workers/workers+.cfg", help="workers config")
     m.add_argument("--stats", type=Path, help="target statistics (pase-compute-stats)")
-    m.add_argument("--fe_ckpt", type=Path, help="initialise the encoder from a checkpoint")
     m.add_argument("--dtrans_cfg", type=Path, help="distortion config (PASE+): corrupts the encoder's input chunk")
     m.add_argument("--dtrans_root", type=Path, help="root for the distortion config's relative paths "
                    "(default: its data_root key)")
@@ -93,8 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--tensorboard", type=str2bool, default=True, help="True/False")
     r.add_argument("--log_freq", type=int, default=10, help="TensorBoard logging period (iterations)")
     r.add_argument("--no_continue", action="store_true", help="start over instead of resuming")
-    r.add_argument("--device", default="auto", help="cpu, cuda or auto")
-    r.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    add_device_options(r)
     r.add_argument("--no_progress", action="store_true")
     return p
 
@@ -112,51 +101,22 @@ def data_from_cfg(cfg_path: Path, root: Path | None, split: str) -> DataDir:
     return DataDir(cfg_path, sorted(utts, key=lambda u: u.utt_id.encode()))
 
 
-def setup_distributed(device_arg: str) -> tuple[torch.device, int, int]:
+def setup_distributed(args: argparse.Namespace) -> tuple[torch.device, int, int]:
+    """This process's device, rank and world size (torchrun sets WORLD_SIZE and LOCAL_RANK)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    use_cuda = torch.cuda.is_available() if device_arg == "auto" else device_arg.startswith("cuda")
     if world == 1:
-        return torch.device("cuda" if use_cuda else "cpu") if device_arg == "auto" else torch.device(device_arg), 0, 1
-    dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        return setup_device(args), 0, 1
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    if use_cuda:
+    device = setup_device(args, local_rank=local)
+    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
         torch.cuda.set_device(local)
-    return torch.device(f"cuda:{local}" if use_cuda else "cpu"), dist.get_rank(), world
-
-
-def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None,
-               use: frozenset[str] | None = None) -> argparse.Namespace:
-    """Parse with `--config YAML` giving defaults (keys: option names) that the command line overrides.
-
-    With `use`, only those keys are taken from the file and the others ignored (a training
-    config shared with pase-compute-stats); otherwise an unknown key is an error.
-    """
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--config", type=Path)
-    known, _ = pre.parse_known_args(argv)
-    if known.config is not None:
-        cfg = load_config(known.config)
-        valid = {a.dest for a in parser._actions}
-        bad = sorted(k for k in cfg if k not in valid and use is None)
-        if bad:
-            raise ConfigError(f"{known.config}: unknown option(s) {', '.join(bad)}")
-        if use is not None:
-            cfg = {k: v for k, v in cfg.items() if k in use}
-        for action in parser._actions:
-            if action.dest in cfg:
-                value = cfg[action.dest]
-                action.default = action.type(value) if action.type and isinstance(value, str) else value
-                action.required = False
-    return parser.parse_args(argv)
+    return device, dist.get_rank(), world
 
 
 def main(argv: list[str] | None = None) -> Trainer:
-    parser = build_parser()
-    parser.add_argument("--config", type=Path, help="YAML file of option: value defaults (the command line wins)")
-    args = parse_args(parser, argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device, rank, world = setup_distributed(args.device)
+    args = build_parser().parse_args(argv)
+    device, rank, world = setup_distributed(args)
     torch.manual_seed(args.seed)  # same initial weights for the same seed (DDP then syncs rank 0's)
     if args.train_data is None and args.data_cfg is None:
         raise ConfigError("give --train_data (a Kaldi data dir) or --data_cfg with --data_root")

@@ -1,23 +1,23 @@
 """pase-train-gmm: GMM-HMM training and alignment (Kaldi's train_mono.sh / train_deltas.sh).
 
     pase-train-gmm mono --data data/train --lang data/lang --out exp/mono
-    pase-train-gmm tri --data data/train --lang data/lang --out exp/tri1 --ali-from exp/mono \\
-        --config conf/tri.yaml --align-data data/dev
+    pase-train-gmm tri --data data/train --lang data/lang --out exp/tri1 --ali_from exp/mono \\
+        --config conf/tri.yaml --align_data data/dev
 
 Features (13 MFCC without energy, per-speaker mean normalisation, deltas and double deltas)
 are computed once per data dir and cached as ``<out>/feats_<set>.{ark,scp}`` (a cache in the
-``--ali-from`` dir is reused). Writes to ``--out``:
+``--ali_from`` dir is reused). Writes to ``--out``:
 
 * ``final.npz``: the model (topology, tree, transitions, Gaussians; no pickle), ``tree``: the
   tree in Kaldi's binary format, ``num_pdfs``: the number of pdfs (MLP outputs);
 * ``ali.ark`` / ``pdf_ali.ark``: transition-id and pdf-id alignments of the training data with
-  the final model, as Kaldi int32-vector archives; for each ``--align-data`` set ``<set>``,
+  the final model, as Kaldi int32-vector archives; for each ``--align_data`` set ``<set>``,
   ``ali_<set>.ark`` and ``pdf_ali_<set>.ark``; utterances that failed to align are listed in
   ``ali_failed`` / ``ali_failed_<set>``;
 * ``log``: one line per EM iteration (frames, avg log-likelihood per frame, Gaussians, time).
 
-Options come from ``--config`` (YAML with the long option names, underscores for dashes) and
-are overridden by the command line; the defaults are Kaldi's (TIMIT's for tri: 2500 leaves,
+Options come from ``--config`` (YAML, keys: the option names) and are overridden by the command
+line; the defaults are Kaldi's (TIMIT's for tri: 2500 leaves,
 15000 Gaussians).
 """
 from __future__ import annotations
@@ -35,8 +35,7 @@ from pase.asr.features import mfcc_cmvn_deltas, read_feats, write_feats
 from pase.asr.gmm import (MONO_REALIGN_ITERS, TRI_REALIGN_ITERS, GmmSystem, TrainResult,
                           train_mono, train_tri)
 from pase.asr.lang import Lang
-from pase.bin import run_main
-from pase.config import check_keys, load_config
+from pase.bin.common import ArgumentParser, run_main
 from pase.errors import PaseError
 from pase.io import DataDir
 
@@ -52,43 +51,37 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pase-train-gmm", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser("pase-train-gmm", __doc__)
     p.add_argument("stage", choices=sorted(DEFAULTS), help="monophone or triphone training")
     p.add_argument("--data", type=Path, required=True, help="training data dir (with text)")
     p.add_argument("--lang", type=Path, required=True, help="lang dir (pase.asr.lang)")
     p.add_argument("--out", type=Path, required=True, help="experiment dir, e.g. exp/mono")
-    p.add_argument("--ali-from", type=Path, default=None,
+    p.add_argument("--ali_from", type=Path, default=None,
                    help="tri: dir of the system whose final.npz and ali.ark seed the tree")
-    p.add_argument("--config", default=None, help="YAML with the options below")
-    p.add_argument("--align-data", type=Path, action="append", default=[],
+    p.add_argument("--align_data", type=Path, action="append", default=[],
                    help="also align this data dir with the final model (repeatable)")
-    p.add_argument("--num-iters", type=int)
-    p.add_argument("--max-iter-inc", type=int, help="iterations over which Gaussians increase")
-    p.add_argument("--tot-gauss", type=int, help="target total number of Gaussians")
-    p.add_argument("--num-leaves", type=int, help="tri: target number of tree leaves (pdfs)")
-    p.add_argument("--min-leaf-count", type=float, help="tri: minimum frames per tree leaf")
-    p.add_argument("--realign-iters", type=int, nargs="+", help="iterations that realign first")
+    p.add_argument("--num_iters", type=int)
+    p.add_argument("--max_iter_inc", type=int, help="iterations over which Gaussians increase")
+    p.add_argument("--tot_gauss", type=int, help="target total number of Gaussians")
+    p.add_argument("--num_leaves", type=int, help="tri: target number of tree leaves (pdfs)")
+    p.add_argument("--min_leaf_count", type=float, help="tri: minimum frames per tree leaf")
+    p.add_argument("--realign_iters", type=int, nargs="+", help="iterations that realign first")
     p.add_argument("--power", type=float, help="exponent of occupancy for Gaussian allocation")
     p.add_argument("--beam", type=float)
-    p.add_argument("--retry-beam", type=float)
+    p.add_argument("--retry_beam", type=float)
     return p
 
 
 def options(args: argparse.Namespace) -> dict[str, Any]:
-    """Kaldi defaults < --config < command-line flags."""
+    """Kaldi defaults < --config < command-line flags; an option of the other stage is an error."""
     opts = dict(DEFAULTS[args.stage])
-    if args.config:
-        cfg = load_config(args.config)
-        check_keys(cfg, set(opts), f"{args.config} ({args.stage})")
-        opts.update(cfg)
     for key in set().union(*DEFAULTS.values()):
         value = getattr(args, key)
         if value is None:
             continue
         if key not in opts:
-            raise PaseError(f"--{key.replace('_', '-')} does not apply to {args.stage} training")
+            raise PaseError(f"--{key} does not apply to {args.stage} training")
         opts[key] = value
     return opts
 
@@ -146,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     opts = options(args)
     if args.stage == "tri" and args.ali_from is None:
-        raise PaseError("tri needs --ali-from (the monophone system dir)")
+        raise PaseError("tri needs --ali_from (the monophone system dir)")
     lang = Lang.load(args.lang)
     data = DataDir.load(args.data)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -5,17 +5,17 @@
 --train/--dev are data dirs with feats.scp (pase-extract's output: PASE+ features with
 per-speaker CMVN statistics in cmvn.scp, applied as mean normalisation like the original) or
 feats.scp files (e.g. the GMM's MFCC cache exp/mono/feats_train.scp, for a baseline). Targets:
-<gmm>/pdf_ali.ark and <gmm>/pdf_ali_<dev name>.ark (pase-train-gmm --align-data). Writes
+<gmm>/pdf_ali.ark and <gmm>/pdf_ali_<dev name>.ark (pase-train-gmm --align_data). Writes
 <out>/final.pt (MLP weights), log_priors.npy (from the training alignments), mlp.yaml
 (options, input and output sizes) and history.json (per epoch: lr, loss, dev frame error).
 
 --finetune trains the PASE encoder with the MLP from the waveform (pase.asr.finetune): --train and
---dev are then the plain data dirs (wav.scp), the encoder comes from --pase-cfg/--pase-ckpt,
-and final.pt holds encoder and MLP.
+--dev are then the plain data dirs (wav.scp), the encoder comes from --fe_cfg/--fe_ckpt,
+and final.pt holds encoder and MLP. The MLP's options (MlpOptions: hidden, layers, lr, ...) are
+options of this command, so --config conf/mlp.yaml sets them.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import time
@@ -30,8 +30,8 @@ import yaml
 from pase.asr.align import read_alignments
 from pase.asr.finetune import FinetuneOptions, load_waveforms, train_finetune
 from pase.asr.mlp import FrameSet, MlpOptions, log_priors, train_mlp
-from pase.bin import run_main
-from pase.config import load_config
+from pase.bin.common import (ArgumentParser, add_device_options, add_encoder_options, run_main,
+                             setup_device)
 from pase.errors import PaseError
 from pase.io import DataDir, apply_cmvn, read_kaldi_map
 from pase.models.frontend import wf_builder
@@ -67,36 +67,31 @@ def aligned(feats: dict[str, np.ndarray], ali: dict[str, np.ndarray], what: str)
     return keep
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="pase-train-mlp", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser("pase-train-mlp", __doc__)
     p.add_argument("--train", type=Path, required=True, help="training data dir or feats.scp")
     p.add_argument("--dev", type=Path, required=True, help="dev data dir or feats.scp")
     p.add_argument("--gmm", type=Path, required=True, help="GMM dir with pdf_ali.ark, pdf_ali_<dev>.ark, num_pdfs")
-    p.add_argument("--dev-ali", type=Path, default=None, help="dev pdf alignments (default <gmm>/pdf_ali_dev.ark)")
+    p.add_argument("--dev_ali", type=Path, default=None, help="dev pdf alignments (default <gmm>/pdf_ali_dev.ark)")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--config", type=Path, default=None, help="YAML of MlpOptions fields (hidden, layers, lr, ...)")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--finetune", action="store_true", help="train the encoder too, from the waveform")
-    p.add_argument("--pase-cfg", default="cfg/frontend/PASE+.cfg", help="--finetune: encoder config")
-    p.add_argument("--pase-ckpt", type=Path, default=None, help="--finetune: encoder checkpoint")
-    p.add_argument("--encoder-lr", type=float, default=1e-4, help="--finetune: encoder learning rate (Adam)")
-    p.add_argument("--chunk-frames", type=int, default=200, help="--finetune: frames per training crop")
-    p.add_argument("--crops-per-batch", type=int, default=4, help="--finetune: crops per batch")
-    p.add_argument("--steps-per-epoch", type=int, default=100, help="--finetune: batches per epoch")
-    args = p.parse_args(argv)
-    opts = MlpOptions()
-    if args.config is not None:
-        cfg = load_config(args.config)
-        known = {f.name for f in fields(MlpOptions)}
-        bad = sorted(set(cfg) - known)
-        if bad:
-            raise PaseError(f"{args.config}: unknown option(s) {bad}; known: {sorted(known)}")
-        opts = MlpOptions(**cfg)
-    if args.epochs is not None:
-        opts.epochs = args.epochs
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    m = p.add_argument_group("MLP (MlpOptions)")
+    for f in fields(MlpOptions):
+        m.add_argument(f"--{f.name}", type=type(f.default), default=f.default)
+    add_device_options(p)
+    ft = p.add_argument_group("fine-tuning")
+    ft.add_argument("--finetune", action="store_true", help="train the encoder too, from the waveform")
+    add_encoder_options(ft, ckpt_help="--finetune: encoder checkpoint", cfg_help="--finetune: encoder config")
+    ft.add_argument("--encoder_lr", type=float, default=1e-4, help="--finetune: encoder learning rate (Adam)")
+    ft.add_argument("--chunk_frames", type=int, default=200, help="--finetune: frames per training crop")
+    ft.add_argument("--crops_per_batch", type=int, default=4, help="--finetune: crops per batch")
+    ft.add_argument("--steps_per_epoch", type=int, default=100, help="--finetune: batches per epoch")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    opts = MlpOptions(**{f.name: getattr(args, f.name) for f in fields(MlpOptions)})
+    device = setup_device(args)
     num_pdfs = int((args.gmm / "num_pdfs").read_text())
     train_ali = read_alignments(args.gmm / "pdf_ali.ark")
     dev_ali = read_alignments(args.dev_ali or args.gmm / "pdf_ali_dev.ark")
@@ -105,14 +100,14 @@ def main(argv: list[str] | None = None) -> None:
         ft = FinetuneOptions(encoder_lr=args.encoder_lr, chunk_frames=args.chunk_frames,
                              batch_size=args.crops_per_batch,
                              steps_per_epoch=args.steps_per_epoch)
-        encoder = wf_builder(args.pase_cfg)
-        if args.pase_ckpt is None:
-            raise PaseError("--finetune needs --pase-ckpt (the encoder to start from)")
-        encoder.load_pretrained(args.pase_ckpt, load_last=True)
+        encoder = wf_builder(args.fe_cfg)
+        if args.fe_ckpt is None:
+            raise PaseError("--finetune needs --fe_ckpt (the encoder to start from)")
+        encoder.load_pretrained(args.fe_ckpt, load_last=True)
         train_w = load_waveforms(DataDir.load(args.train), train_ali)
         dev_w = load_waveforms(DataDir.load(args.dev), dev_ali)
         log.info("fine-tuning %s from %s: %d train / %d dev utterances, %d pdfs, device %s", args.out,
-                 args.pase_ckpt, len(train_w), len(dev_w), num_pdfs, device)
+                 args.fe_ckpt, len(train_w), len(dev_w), num_pdfs, device)
         model, history = train_finetune(encoder, train_w, train_ali, dev_w, dev_ali, num_pdfs, opts, ft, device)
         utts, frames = sorted(train_w), sum(len(train_ali[u]) for u in train_w)
         extra = {"finetune": {"pase_cfg": encoder.config, "encoder_lr": ft.encoder_lr,
