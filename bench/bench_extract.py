@@ -25,11 +25,9 @@ import sys as _sys
 from pathlib import Path as _Path
 
 _sys.path.insert(0, str(_Path(__file__).resolve().parents[1]))
-from pase.launch import jemalloc_env  # noqa: E402  (before torch: the allocator is chosen at exec)
+from pase.launch import reexec_under_jemalloc  # noqa: E402  (before torch: the allocator is chosen at exec)
 
-_env = jemalloc_env(dict(os.environ))
-if _env is not None:
-    os.execve(_sys.executable, [_sys.executable, *_sys.argv], _env)
+reexec_under_jemalloc(_sys.argv)
 
 import torch  # noqa: E402
 

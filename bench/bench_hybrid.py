@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pase.launch import jemalloc_env  # noqa: E402  (before torch: the allocator is chosen at exec)
+from pase.launch import reexec_under_jemalloc  # noqa: E402  (before torch: the allocator is chosen at exec)
 
-_env = jemalloc_env(dict(os.environ))
-if _env is not None:
-    os.execve(sys.executable, [sys.executable, *sys.argv], _env)
+reexec_under_jemalloc(sys.argv)
 
 import torch  # noqa: E402
 

@@ -4,12 +4,15 @@ PyTorch on CPU allocates and frees tensors of hundreds of MB every training step
 each from a fresh mmap, so every page faults again. jemalloc keeps them: a PASE+ training step
 on 2 CPU cores gets 1.6-1.8x faster (bench/bench_train.py). The library must be preloaded before
 the interpreter starts, so the launcher re-executes the command once with LD_PRELOAD set.
-PASE_JEMALLOC=0 disables it; tools/install.sh installs Debian's libjemalloc2.
+PASE_JEMALLOC=0 disables it; tools/install.sh installs Debian's libjemalloc2. This module is
+the one place that knows how: the benchmarks call `reexec_under_jemalloc`, and the recipes'
+path.sh evaluates `python -m pase.launch` (shell exports, for torchrun-launched processes).
 """
 from __future__ import annotations
 
 import importlib
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -35,11 +38,24 @@ def jemalloc_env(env: dict[str, str]) -> dict[str, str] | None:
     return out
 
 
-def run(module: str) -> None:
-    """Run `module`'s cli(), re-executing under jemalloc first when possible."""
+def reexec_under_jemalloc(argv: list[str]) -> None:
+    """Re-execute this interpreter with `argv` under jemalloc when possible (else return)."""
     env = jemalloc_env(dict(os.environ))
     if env is not None:
-        os.execve(sys.executable, [sys.executable, "-m", module, *sys.argv[1:]], env)
+        os.execve(sys.executable, [sys.executable, *argv], env)
+
+
+def shell_exports(env: dict[str, str]) -> str:
+    """`export` lines that preload jemalloc in a shell, or "" when `jemalloc_env` says no."""
+    new = jemalloc_env(env)
+    if new is None:
+        return ""
+    return "".join(f"export {k}={shlex.quote(new[k])}\n" for k in ("LD_PRELOAD", "MALLOC_CONF"))
+
+
+def run(module: str) -> None:
+    """Run `module`'s cli(), re-executing under jemalloc first when possible."""
+    reexec_under_jemalloc(["-m", module, *sys.argv[1:]])
     importlib.import_module(module).cli()
 
 
@@ -67,3 +83,7 @@ cls_features = _command("pase.bin.cls_features")
 cls_train = _command("pase.bin.cls_train")
 cls_eval = _command("pase.bin.cls_eval")
 probe = _command("pase.bin.probe")
+
+
+if __name__ == "__main__":
+    sys.stdout.write(shell_exports(dict(os.environ)))

@@ -123,7 +123,7 @@ def test_demo_end_to_end(tmp_path):
     assert "(lenient scoring)" in results
     assert (timit / "exp/mlp_pase/decode_test/loglikes.ark").stat().st_size > 0
     # The MFCC-input hybrid (same MLP recipe) beats its triphone GMM.
-    mfcc = subprocess.run(["bash", "run.sh", "--stage", "4", "--feats", "mfcc", "--mlp_config", "conf/mlp_demo.yaml"],
+    mfcc = subprocess.run(["bash", "run.sh", "--stage", "4", "--feats_type", "mfcc", "--mlp_config", "conf/mlp_demo.yaml"],
                           cwd=timit, capture_output=True, text=True, env=env, timeout=1200)
     assert mfcc.returncode == 0, mfcc.stderr[-3000:]
     lines = [ln for ln in (timit / "RESULTS.md").read_text().splitlines() if "mlp_mfcc/decode_test" in ln]

@@ -9,14 +9,6 @@ export PATH="${PASE_ROOT}/tools/venv/bin:${PATH}"
 export PYTHONPATH="${PASE_ROOT}${PYTHONPATH:+:${PYTHONPATH}}"
 export PASE_PYTHON="${PASE_ROOT}/tools/venv/bin/python"
 export PYTHONUNBUFFERED=1
-# jemalloc, when installed, makes PyTorch on CPU much faster (see pase/launch.py); torchrun-launched
-# training does not pass through the pase-* launcher, so preload it here for every process.
-if [ "${PASE_JEMALLOC:-1}" != 0 ] && [[ "${LD_PRELOAD:-}" != *jemalloc* ]]; then
-    for lib in /usr/lib/*/libjemalloc.so.2 /usr/lib64/libjemalloc.so.2; do
-        if [ -f "${lib}" ]; then
-            export LD_PRELOAD="${lib}${LD_PRELOAD:+:${LD_PRELOAD}}"
-            export MALLOC_CONF="${MALLOC_CONF:-oversize_threshold:1,background_thread:true,metadata_thp:auto,dirty_decay_ms:-1,muzzy_decay_ms:-1}"
-            break
-        fi
-    done
-fi
+# jemalloc, when installed, makes PyTorch on CPU much faster; torchrun-launched training does not
+# pass through the pase-* launcher, so preload it here for every process (pase/launch.py decides).
+eval "$("${PASE_PYTHON}" -m pase.launch)"

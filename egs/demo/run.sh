@@ -19,7 +19,7 @@ cd "${here}"
 . "${root}/utils/parse_options.sh"
 bash "${root}/tools/install.sh"
 . "${root}/egs/librispeech/pase1/path.sh"
-log() { echo "$(date '+%Y-%m-%d %H:%M:%S') (demo) $*"; }
+. "${root}/utils/lib/recipe.sh"
 
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
     log "stage 1: synthetic LibriSpeech-layout corpus -> ${work}/corpora/librispeech"
@@ -46,9 +46,10 @@ fi
 
 timit=${root}/egs/timit/hybrid1
 if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
-    ckpt=$(ls "${recipe}"/exp/demo/FE_e*.ckpt | sed 's/.*FE_e\([0-9]*\)\.ckpt/\1 &/' | sort -n | tail -n 1 | cut -d' ' -f2)
+    ckpt=$(latest_checkpoint "${recipe}/exp/demo")
+    [ -n "${ckpt}" ] || die "no ${recipe}/exp/demo/FE_e*.ckpt: run stage 2 first"
     log "stage 3: egs/timit/hybrid1 (GMM alignments, MLP on the demo's PASE+ features ${ckpt})"
-    (cd "${timit}" && TIMIT="${work}/corpora/timit/TIMIT" ./run.sh --pase_ckpt "${ckpt}" \
+    (cd "${timit}" && TIMIT="${work}/corpora/timit/TIMIT" ./run.sh --fe_ckpt "${ckpt}" \
         --local_data_opts "--allow_missing_speakers true" \
         --mono_config conf/mono_demo.yaml --tri_config conf/tri_demo.yaml --mlp_config conf/mlp_demo.yaml \
         --nj 2)

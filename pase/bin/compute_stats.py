@@ -6,10 +6,12 @@
 Chunks are drawn and scaled exactly as in training (the original used 1 s chunks without random
 scaling, whatever the training used), and std is the global one (see pase/train/stats.py).
 --train_config takes chunk_size, random_scale, num_workers and seed from pase-train's --config
-file (its other keys are ignored) so that the statistics match training; the command line wins.
+file (its other keys are ignored) so that the statistics match training; --config and the
+command line win over it.
 """
 from __future__ import annotations
 
+import argparse
 import logging
 from pathlib import Path
 
@@ -46,10 +48,12 @@ def build_parser() -> ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     p = build_parser()
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument("--train_config", "--train-config", type=Path)
+    train_config = pre.parse_known_args(argv)[0].train_config
+    if train_config is not None:  # before parsing, so that --config and the command line win
+        p.apply_config(train_config, only=TRAIN_KEYS)
     args = p.parse_args(argv)
-    if args.train_config is not None:
-        p.apply_config(args.train_config, only=TRAIN_KEYS)
-        args = p.parse_args(argv)
     device = setup_device(args)
     data = DataDir.load(args.train_data)
     bank = TargetBank(target_specs(load_config(args.net_cfg))).to(device)

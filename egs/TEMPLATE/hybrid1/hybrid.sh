@@ -8,22 +8,21 @@
 #   2  lang: lexicon, L.fst, phone bigram G.fst                       data/lang, data/lang_test_bg
 #   3  GMM-HMM: MFCC+CMVN+deltas, monophone then triphone training,
 #      alignments of train and dev, GMM decodes of the test sets      exp/mono, exp/tri, */decode_*
-#   4  input features of the MLP: PASE+ (frozen encoder), MFCC, fbank  dump/<feats>/<set>, data/<set>_<feats>
-#   5  MLP acoustic model on the triphone pdf alignments, priors      exp/mlp_<feats>
+#   4  input features of the MLP: PASE+ (frozen encoder), MFCC, fbank  dump/<feats_type>/<set>, data/<set>_<feats_type>
+#   5  MLP acoustic model on the triphone pdf alignments, priors      exp/mlp_<feats_type>
 #   6  lattice decoding, LM-weight sweep, 39-phone PER (standard and
-#      lenient silence scoring), RESULTS.md                           exp/mlp_<feats>/decode_<set>, RESULTS.md
+#      lenient silence scoring), RESULTS.md                           exp/mlp_<feats_type>/decode_<set>, RESULTS.md
 set -euo pipefail
 
-log() { echo "$(date '+%Y-%m-%d %H:%M:%S') (hybrid.sh:${BASH_LINENO[0]}) $*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+. utils/lib/recipe.sh
 
 stage=1
 stop_stage=6
 local_data_opts=""               # options passed to local/data.sh
-feats=pase                       # MLP input: pase (frozen PASE+ features), or mfcc / fbank (baselines)
-pase_cfg=conf/PASE+.cfg          # encoder config for feats=pase
-pase_ckpt=""                     # encoder checkpoint for feats=pase (e.g. FE_e199.ckpt)
-extract_args="--peak-norm"       # pase-extract options (the original peak-normalised TIMIT)
+feats_type=pase                  # MLP input: pase (frozen PASE+ features), or mfcc / fbank (baselines)
+fe_cfg=conf/PASE+.cfg            # encoder config for feats_type=pase
+fe_ckpt=""                       # encoder checkpoint for feats_type=pase (e.g. FE_e199.ckpt)
+extract_args="--peak_norm"       # pase-extract options (the original peak-normalised TIMIT)
 mono_config=conf/mono.yaml       # pase-train-gmm options
 tri_config=conf/tri.yaml
 mlp_config=conf/mlp.yaml         # pase-train-mlp options (MlpOptions)
@@ -32,16 +31,15 @@ acwt=0.2                         # acoustic scale of the hybrid lattices (the or
 lmwt=1:10                        # LM weights of the scoring sweep
 gmm_lmwt="6 8 10 12"             # LM weights (1/acoustic scale) of the GMM decodes
 nj=4                             # feature extraction jobs
-device=auto                      # MLP training device
-help_message="Usage: $0 [--stage N] [--stop_stage M] [--feats pase|mfcc] [--pase_ckpt FE.ckpt] ..."
+ngpu=0                           # 0: CPU; 1: train the MLP and decode on a GPU
+help_message="Usage: $0 [--stage N] [--stop_stage M] [--feats_type pase|mfcc|fbank] [--fe_ckpt FE.ckpt] ..."
 
 . utils/parse_options.sh
 . ./path.sh
 . ./cmd.sh
 [ $# -eq 0 ] || die "unexpected arguments: $*"
 mkdir -p data/log exp
-fresh() { local stamp=$1; shift; [ -f "${stamp}" ] || return 1; for f in "$@"; do [ "${stamp}" -nt "${f}" ] || return 1; done; }
-mlp=exp/mlp_${feats}
+mlp=exp/mlp_${feats_type}
 
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
     if [ -f data/test/text ] && fresh data/.stage1.done local/data.sh db.sh \
@@ -76,61 +74,61 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
     else
         log "stage 3: monophone GMM-HMM -> exp/mono"
         ${train_cmd} exp/mono/log.train pase-train-gmm mono --data data/train --lang data/lang \
-            --out exp/mono --config "${mono_config}" --align-data data/dev
+            --out exp/mono --config "${mono_config}" --align_data data/dev
     fi
     if fresh exp/tri/final.npz exp/mono/final.npz "${tri_config}"; then
         log "stage 3: triphone system is up to date, skipping"
     else
         log "stage 3: triphone GMM-HMM (numpy decision tree) -> exp/tri"
         ${train_cmd} exp/tri/log.train pase-train-gmm tri --data data/train --lang data/lang \
-            --out exp/tri --ali-from exp/mono --config "${tri_config}" --align-data data/dev
+            --out exp/tri --ali_from exp/mono --config "${tri_config}" --align_data data/dev
     fi
     for sys in mono tri; do
         for s in ${test_sets}; do
             if fresh "exp/${sys}/decode_${s}/best_per" "exp/${sys}/final.npz"; then continue; fi
             log "stage 3: decoding data/${s} with exp/${sys}"
             ${train_cmd} "exp/${sys}/log.decode_${s}" pase-decode gmm --gmm "exp/${sys}" \
-                --lang-test data/lang_test_bg --data "data/${s}" --out "exp/${sys}/decode_${s}" \
+                --lang_test data/lang_test_bg --data "data/${s}" --out "exp/${sys}/decode_${s}" \
                 --lmwt "${gmm_lmwt}"
         done
     done
 fi
 
 if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
-    case "${feats}" in
-        pase) [ -n "${pase_ckpt}" ] && [ -f "${pase_ckpt}" ] || die "feats=pase needs --pase_ckpt (an encoder checkpoint, e.g. FE_e199.ckpt)" ;;
+    case "${feats_type}" in
+        pase) [ -n "${fe_ckpt}" ] && [ -f "${fe_ckpt}" ] || die "feats_type=pase needs --fe_ckpt (an encoder checkpoint, e.g. FE_e199.ckpt)" ;;
         mfcc|fbank) ;;
-        *) die "unknown --feats ${feats} (pase, mfcc or fbank)" ;;
+        *) die "unknown --feats_type ${feats_type} (pase, mfcc or fbank)" ;;
     esac
     for s in train ${test_sets}; do
-        out=data/${s}_${feats}
-        if fresh "${out}/feats.scp" "data/${s}/wav.scp" ${pase_ckpt}; then
-            log "stage 4: ${feats} features of ${s} are up to date, skipping"
+        out=data/${s}_${feats_type}
+        if fresh "${out}/feats.scp" "data/${s}/wav.scp" ${fe_ckpt}; then
+            log "stage 4: ${feats_type} features of ${s} are up to date, skipping"
             continue
         fi
-        log "stage 4: ${feats} features of data/${s} -> ${out}"
+        log "stage 4: ${feats_type} features of data/${s} -> ${out}"
         mkdir -p "exp/log"
-        if [ "${feats}" = pase ]; then
+        if [ "${feats_type}" = pase ]; then
             # shellcheck disable=SC2086
-            ${train_cmd} "exp/log/extract_${feats}_${s}.log" pase-extract "data/${s}" "dump/${feats}/${s}" \
-                --out-data-dir "${out}" --config "${pase_cfg}" --ckpt "${pase_ckpt}" --nj "${nj}" \
-                --no-progress ${extract_args}
+            ${train_cmd} "exp/log/extract_${feats_type}_${s}.log" pase-extract "data/${s}" "dump/${feats_type}/${s}" \
+                --out_data_dir "${out}" --fe_cfg "${fe_cfg}" --fe_ckpt "${fe_ckpt}" --nj "${nj}" \
+                --no_progress ${extract_args}
         else
-            ${train_cmd} "exp/log/extract_${feats}_${s}.log" pase-asr-feats "data/${s}" "dump/${feats}/${s}" \
-                --out-data-dir "${out}" --type "${feats}"
+            ${train_cmd} "exp/log/extract_${feats_type}_${s}.log" pase-asr-feats "data/${s}" "dump/${feats_type}/${s}" \
+                --out_data_dir "${out}" --type "${feats_type}"
         fi
     done
 fi
 
 if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
-    [ -f "data/train_${feats}/feats.scp" ] || die "data/train_${feats} not found: run stage 4 first"
+    [ -f "data/train_${feats_type}/feats.scp" ] || die "data/train_${feats_type} not found: run stage 4 first"
     [ -f exp/tri/pdf_ali_dev.ark ] || die "exp/tri/pdf_ali_dev.ark not found: run stage 3 first"
-    if fresh "${mlp}/final.pt" "data/train_${feats}/feats.scp" exp/tri/pdf_ali.ark "${mlp_config}"; then
+    if fresh "${mlp}/final.pt" "data/train_${feats_type}/feats.scp" exp/tri/pdf_ali.ark "${mlp_config}"; then
         log "stage 5: ${mlp} is up to date, skipping"
     else
-        log "stage 5: MLP acoustic model on ${feats} features -> ${mlp}"
-        ${cuda_cmd} "${mlp}/log.train" pase-train-mlp --train "data/train_${feats}" --dev "data/dev_${feats}" \
-            --gmm exp/tri --out "${mlp}" --config "${mlp_config}" --device "${device}"
+        log "stage 5: MLP acoustic model on ${feats_type} features -> ${mlp}"
+        ${cuda_cmd} "${mlp}/log.train" pase-train-mlp --train "data/train_${feats_type}" --dev "data/dev_${feats_type}" \
+            --gmm exp/tri --out "${mlp}" --config "${mlp_config}" --ngpu "${ngpu}"
     fi
 fi
 
@@ -141,10 +139,10 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
             log "stage 6: ${mlp}/decode_${s} is up to date, skipping"
             continue
         fi
-        log "stage 6: decoding data/${s}_${feats} with ${mlp}"
+        log "stage 6: decoding data/${s}_${feats_type} with ${mlp}"
         ${train_cmd} "${mlp}/log.decode_${s}" pase-decode hybrid --model "${mlp}" --gmm exp/tri \
-            --lang-test data/lang_test_bg --data "data/${s}_${feats}" --out "${mlp}/decode_${s}" \
-            --acwt "${acwt}" --lmwt "${lmwt}"
+            --lang_test data/lang_test_bg --data "data/${s}_${feats_type}" --out "${mlp}/decode_${s}" \
+            --acwt "${acwt}" --lmwt "${lmwt}" --ngpu "${ngpu}"
     done
     {
         echo "# Results"

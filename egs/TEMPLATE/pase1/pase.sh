@@ -14,8 +14,7 @@
 #   7  report: learning curves, probe table, RESULTS.md          exp/<tag>/learning_curves.png, RESULTS.md
 set -euo pipefail
 
-log() { echo "$(date '+%Y-%m-%d %H:%M:%S') (pase.sh:${BASH_LINENO[0]}) $*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+. utils/lib/recipe.sh
 
 stage=1
 stop_stage=7
@@ -35,7 +34,7 @@ ngpu=0                           # GPUs per node for training (0: CPU; >1: torch
 num_nodes=1                      # nodes for training (>1: torchrun rendezvous, see cmd.sh)
 master_addr=localhost            # rendezvous host for multi-node training
 nj=4                             # feature extraction jobs
-extract_args=""                  # extra pase-extract arguments (e.g. --peak-norm --bf16)
+extract_args=""                  # extra pase-extract arguments (e.g. --peak_norm --bf16)
 probe_set=pase_valid             # data dir (utt2spk) of the speaker probe in stage 6 (default: held-out speakers; "": skip)
 probe_args="--few 5 --test_per_class 5 --test_snr clean 5"  # pase-probe options
 help_message="Usage: $0 [--stage N] [--stop_stage M] [--tag T] [--train_set S] [--dump_sets 'A B'] ..."
@@ -49,9 +48,6 @@ help_message="Usage: $0 [--stage N] [--stop_stage M] [--tag T] [--train_set S] [
 exp=exp/${tag}
 dump=dump/${tag}
 mkdir -p "${exp}/log" data/log
-
-# A stage is complete when its stamp is newer than every input it names.
-fresh() { local stamp=$1; shift; [ -f "${stamp}" ] || return 1; for f in "$@"; do [ "${stamp}" -nt "${f}" ] || return 1; done; }
 
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
     # Up to date: same local/data.sh options as last time, nothing newer in local/ or db.sh,
@@ -81,7 +77,7 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
     else
         log "stage 2: splitting data/${train_set} into data/pase_train and data/pase_valid (${valid_fraction} of the speakers)"
         pase-split-data "data/${train_set}" data/pase_train data/pase_valid \
-            --valid-fraction "${valid_fraction}" > data/log/split.log 2>&1 || die "split failed (see data/log/split.log)"
+            --valid_fraction "${valid_fraction}" > data/log/split.log 2>&1 || die "split failed (see data/log/split.log)"
         touch data/pase_train/.done
     fi
 fi
@@ -93,7 +89,7 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
     else
         log "stage 3: worker target statistics -> ${exp}/stats.json"
         # shellcheck disable=SC2086
-        ${train_cmd} "${exp}/log/stats.log" pase-compute-stats --config "${train_config}" \
+        ${train_cmd} "${exp}/log/stats.log" pase-compute-stats --train_config "${train_config}" \
             --train_data data/pase_train --net_cfg "${net_cfg}" --out_file "${exp}/stats.json" \
             --max_batches "${stats_batches}" ${stats_args}
     fi
@@ -111,19 +107,18 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
         else
             launcher="pase-train"
         fi
-        device=cpu; [ "${ngpu}" -gt 0 ] && device=cuda
-        log "stage 4: training ${exp} on ${device} (${ngpu} GPU(s) x ${num_nodes} node(s)); resumes when interrupted"
+        log "stage 4: training ${exp} (${ngpu} GPU(s) x ${num_nodes} node(s)); resumes when interrupted"
         # shellcheck disable=SC2086
         ${cuda_cmd} --gpus "${ngpu}" "${exp}/log/train.log" ${launcher} --config "${train_config}" \
             --train_data data/pase_train --valid_data data/pase_valid --do_eval \
             --fe_cfg "${fe_cfg}" --net_cfg "${net_cfg}" --stats "${exp}/stats.json" \
-            --save_path "${exp}" --device "${device}" --no_progress ${dtrans_opt} ${train_args}
+            --save_path "${exp}" --ngpu "$(( ngpu > 0 ? 1 : 0 ))" --no_progress ${dtrans_opt} ${train_args}
         touch "${exp}/.train.done"
     fi
 fi
 
 if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
-    ckpt=$(ls "${exp}"/FE_e*.ckpt 2>/dev/null | sed 's/.*FE_e\([0-9]*\)\.ckpt/\1 &/' | sort -n | tail -n 1 | cut -d' ' -f2)
+    ckpt=$(latest_checkpoint "${exp}")
     [ -n "${ckpt}" ] || die "no ${exp}/FE_e*.ckpt: run stage 4 first"
     for s in ${dump_sets}; do
         [ -d "data/${s}" ] || die "data/${s} not found: run stage 1 first"
@@ -134,22 +129,22 @@ if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
         log "stage 5: ${ckpt} features of data/${s} -> ${dump}/${s}, data/${s}_${tag}"
         # shellcheck disable=SC2086
         ${train_cmd} "${exp}/log/extract_${s}.log" pase-extract "data/${s}" "${dump}/${s}" \
-            --out-data-dir "data/${s}_${tag}" --config "${fe_cfg}" --ckpt "${ckpt}" --nj "${nj}" \
-            --no-progress ${extract_args}
+            --out_data_dir "data/${s}_${tag}" --fe_cfg "${fe_cfg}" --fe_ckpt "${ckpt}" --nj "${nj}" \
+            --no_progress ${extract_args}
         utils/validate_data_dir.sh --no-text "data/${s}_${tag}" >> "${exp}/log/extract_${s}.log" 2>&1 \
             || die "data/${s}_${tag} fails validation (see ${exp}/log/extract_${s}.log)"
     done
 fi
 
 if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ] && [ -n "${probe_set}" ]; then
-    ckpt=$(ls "${exp}"/FE_e*.ckpt 2>/dev/null | sed 's/.*FE_e\([0-9]*\)\.ckpt/\1 &/' | sort -n | tail -n 1 | cut -d' ' -f2)
+    ckpt=$(latest_checkpoint "${exp}")
     [ -n "${ckpt}" ] || die "no ${exp}/FE_e*.ckpt: run stage 4 first"
     [ -f "data/${probe_set}/utt2spk" ] || die "data/${probe_set}/utt2spk not found: run stage 2 (or set --probe_set)"
     # The random-init control uses the training seed: the pretrained encoder's own step 0.
     seed=$(python -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))['run']['seed'])" "${exp}/train.yaml")
     mkdir -p "${exp}/probe"
     name=$(basename "${ckpt}" .ckpt)
-    for enc in "${name}:--ckpt ${ckpt} --fe_cfg ${fe_cfg}" "random_init:--seed ${seed} --fe_cfg ${fe_cfg}" "mfcc:--feats mfcc"; do
+    for enc in "${name}:--fe_ckpt ${ckpt} --fe_cfg ${fe_cfg}" "random_init:--seed ${seed} --fe_cfg ${fe_cfg}" "mfcc:--feats mfcc"; do
         out=${exp}/probe/${enc%%:*}.json
         if fresh "${out}" "data/${probe_set}/wav.scp" "${ckpt}"; then
             log "stage 6: probe ${out} is up to date, skipping"

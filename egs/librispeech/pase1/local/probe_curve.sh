@@ -7,14 +7,15 @@ set -euo pipefail
 [ $# -ge 2 ] || { echo "Usage: $0 <exp dir> <probe data dir> [pase-probe options]" >&2; exit 1; }
 exp=$1; data=$2; shift 2
 . ./path.sh
+. utils/lib/recipe.sh
 out=${exp}/probe_curve
 mkdir -p "${out}"
 read -r seed bpe batch chunk world < <(python -c "import sys, yaml; r = yaml.safe_load(open(sys.argv[1]))['run']; \
 print(r['seed'], r['batches_per_epoch'], r['batch_size'], r['chunk_size'], r['world_size'])" "${exp}/train.yaml")
 pase-probe "${data}" --seed "${seed}" --cache_dir "${out}/cache" --out_json "${out}/e-1.json" --no_progress "$@" >/dev/null
-for ckpt in $(ls "${exp}"/FE_e*.ckpt | sed 's/.*FE_e\([0-9]*\)\.ckpt/\1 &/' | sort -n | cut -d' ' -f2); do
+for ckpt in $(checkpoints "${exp}"); do
     n=$(basename "${ckpt}" .ckpt); n=${n#FE_e}
-    pase-probe "${data}" --ckpt "${ckpt}" --cache_dir "${out}/cache" --out_json "${out}/e${n}.json" --no_progress "$@" >/dev/null
+    pase-probe "${data}" --fe_ckpt "${ckpt}" --cache_dir "${out}/cache" --out_json "${out}/e${n}.json" --no_progress "$@" >/dev/null
 done
 python - "${out}" "${bpe}" "${batch}" "${chunk}" "${world}" <<'PY'
 import json, sys

@@ -1,0 +1,68 @@
+"""utils/lib/recipe.sh (the templates' shared helpers) and the jemalloc exports of path.sh."""
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from pase.launch import shell_exports
+
+ROOT = Path(__file__).resolve().parents[1]
+LIB = ROOT / "utils" / "lib" / "recipe.sh"
+TEMPLATES = [ROOT / "egs/TEMPLATE/pase1/pase.sh", ROOT / "egs/TEMPLATE/hybrid1/hybrid.sh",
+             ROOT / "egs/demo/run.sh",
+             ROOT / "egs/librispeech/pase1/local/probe_curve.sh"]
+
+
+def sh(script: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-c", f"set -euo pipefail; . {LIB}\n{script}"], cwd=cwd,
+                          capture_output=True, text=True)
+
+
+def test_checkpoints_sort_by_epoch_number(tmp_path):
+    for name in ("FE_e10.ckpt", "FE_e2.ckpt", "FE_e1.ckpt", "FE_ebest.ckpt", "workers_e11.ckpt"):
+        (tmp_path / name).write_bytes(b"")
+    out = sh("checkpoints .; echo latest=$(latest_checkpoint .)", tmp_path).stdout.split()
+    assert out == ["./FE_e1.ckpt", "./FE_e2.ckpt", "./FE_e10.ckpt", "latest=./FE_e10.ckpt"]
+    proc = sh("c=$(latest_checkpoint empty); [ -z \"$c\" ] && echo none", tmp_path)
+    assert proc.stdout == "none\n", proc.stderr
+
+
+def test_fresh_and_die(tmp_path):
+    (tmp_path / "in").write_text("x")
+    time.sleep(0.02)
+    (tmp_path / "stamp").write_text("x")
+    assert sh("fresh stamp in && echo yes", tmp_path).stdout == "yes\n"
+    os.utime(tmp_path / "in", (time.time() + 5, time.time() + 5))
+    assert sh("fresh stamp in || echo stale; fresh missing || echo missing", tmp_path).stdout == "stale\nmissing\n"
+    script = tmp_path / "stage.sh"
+    script.write_text(f". {LIB}\nlog starting\ndie 'no data'\necho unreachable\n")
+    proc = subprocess.run(["bash", str(script)], capture_output=True, text=True)
+    assert proc.returncode == 1 and "unreachable" not in proc.stdout
+    assert "(stage.sh:2) starting" in proc.stderr and "(stage.sh:3) ERROR: no data" in proc.stderr
+
+
+@pytest.mark.parametrize("template", TEMPLATES, ids=lambda p: p.name)
+def test_templates_parse_and_use_the_library(template):
+    assert subprocess.run(["bash", "-n", str(template)]).returncode == 0
+    text = template.read_text()
+    assert "utils/lib/recipe.sh" in text
+    assert "log() {" not in text and "fresh() {" not in text and "FE_e\\(" not in text
+
+
+def test_path_sh_exports_come_from_the_launcher(tmp_path):
+    lib = tmp_path / "libjemalloc.so.2"
+    lib.write_bytes(b"")
+    import pase.launch as launch
+    old = launch.CANDIDATES
+    launch.CANDIDATES = (str(lib),)
+    try:
+        out = shell_exports({"LD_PRELOAD": "/x/other.so"})
+        assert out.splitlines() == [f"export LD_PRELOAD={lib}:/x/other.so", f"export MALLOC_CONF={launch.MALLOC_CONF}"]
+        assert shell_exports({"PASE_JEMALLOC": "0"}) == ""
+        assert shell_exports({"LD_PRELOAD": str(lib)}) == ""
+    finally:
+        launch.CANDIDATES = old

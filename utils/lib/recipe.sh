@@ -1,0 +1,31 @@
+# Sourced by every recipe template (and egs/demo/run.sh): the helpers they share.
+#   log MESSAGE...            timestamped line on stderr, naming the calling script and line
+#   die MESSAGE...            log "ERROR: MESSAGE" and exit 1
+#   fresh STAMP [INPUT...]    true when STAMP exists and is newer than every INPUT (a stage is done)
+#   checkpoints DIR           DIR's FE_e<N>.ckpt files, one per line, by increasing epoch N
+#   latest_checkpoint DIR     the last of them ("" when there is none)
+
+_recipe_log() {  # FILE LINE MESSAGE...
+    local where="$(basename "$1"):$2"; shift 2
+    echo "$(date '+%Y-%m-%d %H:%M:%S') (${where}) $*" >&2
+}
+log() { _recipe_log "${BASH_SOURCE[1]}" "${BASH_LINENO[0]}" "$@"; }
+die() { _recipe_log "${BASH_SOURCE[1]}" "${BASH_LINENO[0]}" "ERROR: $*"; exit 1; }
+
+fresh() {
+    local stamp=$1 f
+    shift
+    [ -f "${stamp}" ] || return 1
+    for f in "$@"; do [ "${stamp}" -nt "${f}" ] || return 1; done
+}
+
+checkpoints() {
+    local f
+    for f in "$1"/FE_e*.ckpt; do
+        [ -f "${f}" ] || continue
+        local n=${f##*/FE_e}
+        n=${n%.ckpt}
+        if [[ ${n} =~ ^[0-9]+$ ]]; then echo "${n} ${f}"; fi
+    done | sort -n | cut -d' ' -f2-
+}
+latest_checkpoint() { checkpoints "$1" | tail -n 1; }
