@@ -13,6 +13,10 @@ demo: setup
 test: setup
 	$(PYTHON) -m pytest -q tests
 
+# The suite without the end-to-end runs (pytest.ini's slow mark: recipes, DDP, the demo).
+test-fast: setup
+	$(PYTHON) -m pytest -q -m "not slow" tests
+
 bench: setup
 	$(PYTHON) bench/bench_extract.py
 

@@ -172,6 +172,9 @@ def failing(e: BaseException):
      "pase-x: error: dump/feats.ark: No space left on device"),
     (FileNotFoundError(errno.ENOENT, "No such file or directory", "a.wav"),
      "pase-x: error: a.wav: No such file or directory"),
+    (PaseError("Caught AudioError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+               '  File "x.py", line 1, in f\npase.io.audio.AudioError: utterance \'u1\' (a.wav): 3 non-finite'),
+     "pase-x: error: utterance 'u1' (a.wav): 3 non-finite"),
 ])
 def test_user_errors_are_one_line(monkeypatch, capsys, error, line):
     monkeypatch.setattr(sys, "argv", ["pase-x"])

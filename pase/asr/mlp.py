@@ -13,16 +13,19 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 import torch
 from torch import nn
 
+from pase.errors import PaseError
+
 log = logging.getLogger(__name__)
 
 
-class AlignmentError(ValueError):
+class AlignmentError(PaseError, ValueError):
     """Features and alignments disagree in more than the encoder's known few frames."""
 
 
@@ -128,6 +131,18 @@ def log_priors(labels: Iterable[np.ndarray], num_pdfs: int) -> np.ndarray:
     for lab in labels:
         counts += np.bincount(lab, minlength=num_pdfs)[:num_pdfs]
     return np.log(counts / counts.sum())
+
+
+def load_priors(path: Path, num_pdfs: int) -> np.ndarray:
+    """The log-priors `log_priors` wrote (a float vector of num_pdfs entries, no pickle)."""
+    try:
+        priors = np.load(path)
+    except (OSError, ValueError) as e:  # missing, truncated, or an object (pickled) array
+        raise PaseError(f"{path}: not a log-prior vector ({str(e).splitlines()[0]}); rerun pase-train-mlp") from e
+    if priors.dtype.kind != "f" or priors.shape != (num_pdfs,) or not np.isfinite(priors).all():
+        raise PaseError(f"{path}: expected {num_pdfs} finite log-priors, got a {priors.dtype} array of shape "
+                        f"{priors.shape}; rerun pase-train-mlp")
+    return priors
 
 
 @torch.no_grad()

@@ -277,10 +277,19 @@ def setup_device(args: argparse.Namespace, local_rank: int | None = None) -> tor
 
 # --- the error rule ------------------------------------------------------------------------------
 
+def worker_message(text: str) -> str:
+    """The original message of an error that torch re-raises from a DataLoader worker process
+    (it prepends "Caught X in DataLoader worker process N" and the worker's traceback)."""
+    if text.startswith("Caught ") and "Original Traceback" in text:
+        last = text.rstrip().splitlines()[-1]
+        return last.split(": ", 1)[1] if ": " in last else last
+    return text
+
+
 def user_error_message(e: BaseException) -> str | None:
     """The one line to print for a user error, or None for a bug."""
     if isinstance(e, PaseError):
-        return " ".join(str(e).split("\n"))
+        return " ".join(worker_message(str(e)).split("\n"))
     if isinstance(e, OSError) and e.errno in USER_ERRNOS:
         where = f"{e.filename}: " if e.filename else ""
         return f"{where}{e.strerror or e}"

@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import kaldifst
-import numpy as np
 import torch
 import yaml
 
@@ -31,7 +30,7 @@ from pase.asr.gmm import GmmSystem
 from pase.asr.graph import load_hclg, make_hclg, save_hclg
 from pase.asr.lang import Lang
 from pase.asr.finetune import EncoderHybrid, utterance_logprobs
-from pase.asr.mlp import FrameSet, HybridMLP, MlpOptions, scaled_loglikes
+from pase.asr.mlp import FrameSet, HybridMLP, MlpOptions, load_priors, scaled_loglikes
 from pase.asr.score import results_line, sweep
 from pase.bin.common import ArgumentParser, add_device_options, run_main, setup_device
 from pase.bin.train_mlp import load_features
@@ -105,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
         state = torch.load(args.model / "final.pt", map_location="cpu", weights_only=True)
         if info["num_pdfs"] != system.num_pdfs:
             raise PaseError(f"{args.model} has {info['num_pdfs']} outputs but {args.gmm} {system.num_pdfs} pdfs")
-        priors = np.load(args.model / "log_priors.npy")
+        priors = load_priors(args.model / "log_priors.npy", info["num_pdfs"])
         if "finetune" in info:  # encoder and MLP together, from the waveform
             ft_model = EncoderHybrid(wf_builder(info["finetune"]["pase_cfg"]), info["num_pdfs"], MlpOptions(**o))
             ft_model.load_state_dict(state)

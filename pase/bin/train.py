@@ -176,7 +176,10 @@ def main(argv: list[str] | None = None) -> Trainer:
                "batches_per_epoch": bpe}
     cfg_file = args.save_path / "train.yaml"
     if not args.no_continue and (args.save_path / "state.pt").exists():
-        saved = yaml.safe_load(cfg_file.read_text()) if cfg_file.exists() else {}
+        if not cfg_file.exists():
+            raise ConfigError(f"{args.save_path}: state.pt without its train.yaml, so the saved run's settings "
+                              "are unknown; use --no_continue to start over or another --save_path")
+        saved = yaml.safe_load(cfg_file.read_text())
         changed = [k for k in run_cfg if saved.get("run", {}).get(k) != run_cfg[k]]
         if changed:
             raise ConfigError(f"{args.save_path}: cannot resume, {', '.join(changed)} changed since the "

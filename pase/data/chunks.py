@@ -228,6 +228,11 @@ class ChunkDataset(Dataset):
 
     def _chunk(self, i: int, rng: np.random.Generator) -> torch.Tensor:
         x = self._read_chunk(i, rng)
+        n_bad = int(np.count_nonzero(~np.isfinite(x)))
+        if n_bad:  # else every loss of the batch turns NaN, far from the cause
+            utt = self.utterance(i)
+            raise AudioError(f"utterance {utt.utt_id!r} ({utt.source}): {n_bad} non-finite (NaN/inf) samples; "
+                             "fix the file or leave the utterance out of the data dir")
         gain = rng.random()  # drawn either way: random_scale must not change which samples are cut
         if self.random_scale:
             x = _random_scale(x, gain)

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pase.errors import naming_file
 from pase.io.errors import DataDirError
 
 logger = logging.getLogger(__name__)
@@ -140,7 +141,7 @@ def atomic_write_lines(path: str | Path, lines: Iterable[str]) -> None:
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        with naming_file(path), open(tmp, "w", encoding="utf-8", newline="\n") as f:
             f.writelines(lines)
             f.flush()
             os.fsync(f.fileno())

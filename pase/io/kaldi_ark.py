@@ -19,6 +19,7 @@ from typing import BinaryIO
 import kaldiio
 import numpy as np
 
+from pase.errors import naming_file
 from pase.io.errors import PaseInputError
 
 # Kaldi refuses variances below this when normalising (apply-cmvn).
@@ -80,7 +81,8 @@ class ArkScpWriter:
             raise PaseInputError(f"{self.ark_path}: {key!r}: {n_bad} non-finite values")
         f = self._file
         offset = f.tell() + len(key.encode("utf-8")) + 1
-        kaldiio.save_ark(f, {key: mat})
+        with naming_file(self.ark_path):
+            kaldiio.save_ark(f, {key: mat})
         if not self._offsets:
             end = f.tell()
             f.seek(offset)
@@ -100,15 +102,16 @@ class ArkScpWriter:
     ) -> None:
         f, self._file = self._file, None
         try:
-            if exc_type is None:
-                f.flush()
-                os.fsync(f.fileno())
-            f.close()
+            with naming_file(self.ark_path):
+                if exc_type is None:
+                    f.flush()
+                    os.fsync(f.fileno())
+                f.close()
             if exc_type is None:
                 # The scp is complete on disk before either rename, so the two
                 # renames are the only window in which the pair is inconsistent.
                 scp_tmp = self.scp_path + ".tmp"
-                with open(scp_tmp, "w", encoding="utf-8", newline="\n") as scp:
+                with naming_file(self.scp_path), open(scp_tmp, "w", encoding="utf-8", newline="\n") as scp:
                     # Kaldi's convention: scp lines sorted by key in C (byte) order.
                     keys = sorted(self._offsets, key=lambda k: k.encode("utf-8"))
                     scp.writelines(f"{k} {self.ark_path}:{self._offsets[k]}\n" for k in keys)

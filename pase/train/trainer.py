@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -56,7 +56,6 @@ class TrainOptions:
     log_freq: int = 10
     tensorboard: bool = True
     progress: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def step_generator(seed: int, rank: int, step: int, device: str = "cpu") -> torch.Generator:
@@ -158,7 +157,7 @@ class Trainer:
             if value not in allowed:
                 raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
         if opts.amp == "fp16" and device.type != "cuda":
-            raise ValueError("fp16 autocast needs a GPU; use --amp bf16 on CPU")
+            raise TrainingError(f"--amp fp16 needs a GPU (device {device}); use --amp bf16 on the CPU")
         self.opts, self.device, self.rank, self.world_size = opts, device, rank, world_size
         self.save_path = Path(save_path)
         self.model = model.to(device)
@@ -210,7 +209,12 @@ class Trainer:
         path = self.save_path / "state.pt"
         if not path.exists():
             return False
-        self.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=True)
+        except Exception as e:  # truncated or foreign files fail inside torch/pickle in many ways
+            raise TrainingError(f"{path}: cannot be read to resume ({type(e).__name__}: {str(e).splitlines()[0]}); "
+                                "it may be truncated: use --no_continue to start over") from e
+        self.load_state_dict(state)
         log.info("resumed from %s at epoch %d (step %d)", path, self.epoch, self.step)
         return True
 
@@ -267,8 +271,7 @@ class Trainer:
         saved = [b.clone() for b in buffers]
         with self._autocast():
             losses = self.net(batch, selected, g)
-        weights = {w.name: w.loss_weight for w in self.model.workers()}
-        total = sum(weights[n] * l for n, l in losses.items())
+        total = self._total(losses)
         self.timer.mark("forward")
         finite = torch.isfinite(total.detach()).float()
         if self.world_size > 1:  # all ranks skip together, or none does
@@ -303,6 +306,11 @@ class Trainer:
         out["lr_factor"] = factor
         return out
 
+    def _total(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The loss that is minimised (and reported as total): each worker's loss times its weight."""
+        weights = {w.name: w.loss_weight for w in self.model.workers()}
+        return sum(weights[n] * l for n, l in losses.items())
+
     @torch.no_grad()
     def validate(self, batches: Iterable[dict[str, Any]]) -> dict[str, float]:
         self.model.eval()
@@ -315,7 +323,7 @@ class Trainer:
                 losses = self.model(batch, None, g)
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
-            sums["total"] = sums.get("total", 0.0) + float(sum(losses.values()))
+            sums["total"] = sums.get("total", 0.0) + float(self._total(losses))
             n += 1
         out = {k: v / max(n, 1) for k, v in sums.items()}
         if self.world_size > 1:
