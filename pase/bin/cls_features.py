@@ -4,8 +4,9 @@
 
 writes dump/mfcc/test/feats.{ark,scp}, cmvn.{ark,scp} and the data dir data/test_mfcc (a copy
 of data/test with feats.scp, cmvn.scp, utt2num_frames, and utt2label when data/test has one).
-The --feat_config file holds options of torchaudio.compliance.kaldi.mfcc / .fbank under Kaldi's names
-(num_ceps, num_mel_bins, frame_length, frame_shift, dither, ...).
+The --feat_config file (older recipes give it as --config, still accepted) holds options of
+torchaudio.compliance.kaldi.mfcc / .fbank under Kaldi's names (num_ceps, num_mel_bins,
+frame_length, frame_shift, dither, ...).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ log = logging.getLogger("pase-cls-features")
 
 
 def build_parser() -> ArgumentParser:
-    p = ArgumentParser("pase-cls-features", __doc__)
+    p = ArgumentParser("pase-cls-features", __doc__, legacy_config="feat_config")
     p.add_argument("data_dir", type=Path, help="Kaldi data dir (wav.scp, optional segments, utt2label)")
     p.add_argument("dump_dir", type=Path, help="where feats.{ark,scp} and cmvn.{ark,scp} go")
     p.add_argument("--type", choices=sorted(FEATURE_FUNCTIONS), default="mfcc", help="feature type")
