@@ -135,7 +135,7 @@ def test_real_commands_share_the_config_meaning(tmp_path, capsys):
     feats = tmp_path / "mfcc.yaml"
     feats.write_text("num_ceps: 13\ndither: 0.0\n")
     args = cls_features.build_parser().parse_args(["d", "o", "--config", str(feats)])
-    assert args.feat_config == str(feats)
+    assert args.feat_config == feats
 
 
 def ns(device: str = "auto", ngpu: int | None = None, num_threads: int | None = None) -> argparse.Namespace:
