@@ -18,9 +18,9 @@ from pase.bin.cls_train import main as train_cls
 from pase.bin.compute_stats import main as stats_main
 from pase.bin.extract import main as extract_main
 from pase.bin.train import main as pretrain_main
-from pase.cls import (ClassifierHead, HeadConfig, LabelError, TrainOptions, class_inventory, load_classifier,
-                      load_features, next_lr, read_labels, score_features, score_waveforms, sentence_decision,
-                      train_frozen)
+from pase.cls import (ClassifierError, ClassifierHead, HeadConfig, LabelError, TrainOptions, class_inventory,
+                      load_classifier, load_features, next_lr, read_labels, score_features, score_waveforms,
+                      sentence_decision, train_frozen)
 from pase.cls.features import dump_features
 from pase.config import ConfigError
 from pase.io import DataDir, copy_data_dir, read_audio, read_kaldi_map, write_kaldi_map
@@ -108,8 +108,11 @@ def test_znorm_uses_training_statistics_only():
     rows = torch.cat([torch.cat([f, f.mean(0, keepdim=True).expand_as(f)], 1) for f, _ in train]).double()
     torch.testing.assert_close(head.mean, rows.mean(0).float())
     torch.testing.assert_close(head.std, rows.std(0, unbiased=False).float())
-    pooled, _ = head_with_norm(pooling="stats")  # stats pooling normalises the frames before pooling
-    assert pooled.mean.shape == (5,) and pooled.rows(torch.randn(8, 5)).shape == (1, 10)
+    pooled, train = head_with_norm(pooling="stats")  # stats pooling normalises the pooled rows
+    stats = torch.stack([torch.cat([f.mean(0), f.std(0, unbiased=False)]) for f in train]).double()
+    torch.testing.assert_close(pooled.mean, stats.mean(0).float())
+    torch.testing.assert_close(pooled.std, stats.std(0, unbiased=False).float())
+    assert pooled.rows(torch.randn(8, 5)).shape == (1, 10)
 
 
 def test_lr_halving_rule():
@@ -188,6 +191,63 @@ def test_training_is_deterministic_and_stats_pooling_learns(mfcc, tmp_path):
     assert m["accuracy"] > 0.5, m
 
 
+def recipe_config(name: str) -> tuple[dict, TrainOptions]:
+    """(HeadConfig options, TrainOptions) of egs/speakers/cls1/conf/<name>.yaml."""
+    cfg = yaml.safe_load((Path(__file__).parents[1] / "egs/speakers/cls1/conf" / f"{name}.yaml").read_text())
+    head = {k: cfg.pop(k) for k in list(cfg) if k in HeadConfig.__dataclass_fields__}
+    return head, TrainOptions(**cfg)
+
+
+def variance_coded(n_per_class: int, seed: int) -> list[tuple[torch.Tensor, int]]:
+    """4 classes of 40-frame utterances told apart by how much their frames spread (the frame
+    means are equal, and each utterance has its own offset): only utterance statistics separate them."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for c in range(4):
+        scale = torch.ones(6)
+        scale[c] = 3.0
+        for _ in range(n_per_class):
+            out.append((torch.randn(1, 6, generator=g) + torch.randn(40, 6, generator=g) * scale, c))
+    return out
+
+
+def test_default_classifier_reaches_the_linear_probe_where_the_frame_mlp_does_not():
+    from pase.probe.linear import accuracy, fit_predict
+
+    train, dev, test = variance_coded(12, 0), variance_coded(4, 1), variance_coded(10, 2)
+
+    def pooled(items):
+        return np.stack([np.concatenate([f.mean(0).numpy(), f.std(0, unbiased=False).numpy()]) for f, _ in items])
+
+    truth = np.array([c for _, c in test])
+    probe = accuracy(fit_predict(pooled(train), np.array([c for _, c in train]), pooled(test)), truth)
+    acc = {}
+    for name in ("cls", "cls_frame"):
+        head_opts, opts = recipe_config(name)
+        torch.manual_seed(opts.seed)
+        head = ClassifierHead(HeadConfig(6, 4, **head_opts))
+        train_frozen(head, train, dev, opts, lambda m: None, torch.device("cpu"))
+        scores = score_features(head, {str(i): f.numpy() for i, (f, _) in enumerate(test)}, torch.device("cpu"))
+        acc[name] = float(np.mean([np.argmax(scores[str(i)]) == c for i, (_, c) in enumerate(test)]))
+    assert probe >= 0.9
+    assert acc["cls"] >= probe, (acc, probe)
+    assert acc["cls_frame"] < probe - 0.2, (acc, probe)  # one frame cannot show its utterance's spread
+
+
+def test_linear_head_is_logistic_regression_on_standardised_pooled_stats(tmp_path):
+    head, train = head_with_norm(pooling="stats")
+    linear = ClassifierHead(HeadConfig(5, 3, hidden=0, pooling="stats"))
+    linear.fit_norm(train)
+    assert [type(m).__name__ for m in linear.mlp] == ["Linear", "LogSoftmax"]
+    f = torch.randn(9, 5)
+    x = (torch.cat([f.mean(0), f.std(0, unbiased=False)]) - linear.mean) / linear.std
+    z = linear.mlp[0].weight @ x + linear.mlp[0].bias
+    torch.testing.assert_close(linear.utterance_scores(f), z - torch.logsumexp(z, 0))
+    torch.save({"format": "pase-cls/1"}, tmp_path / "old.pt")  # frame-normalised stats rows
+    with pytest.raises(ClassifierError, match=r"older pase-cls-train \(pase-cls/1\); train it again"):
+        load_classifier(tmp_path / "old.pt")
+
+
 @pytest.fixture(scope="module")
 def pretrained(speakers, tmp_path_factory) -> tuple[Path, Path]:
     """A tiny PASE+ encoder pretrained for 20 steps of 4 x 1 s on the training utterances: (config, checkpoint)."""
@@ -240,7 +300,7 @@ def test_speakers_recipe_end_to_end(tmp_path):
                           env=env, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert (tmp_path / "egs/demo/work/corpora/librispeech/LibriSpeech/train-clean-5").is_dir()
-    exp = recipe / "exp/mfcc_frame"
+    exp = recipe / "exp/mfcc_cls"  # the default conf/cls.yaml
     results = (exp / "RESULTS.md").read_text()
     assert "| test | 24 | 8 |" in results and "| dev | 16 | 8 |" in results
     assert (exp / "decode_test/confusion.png").stat().st_size > 10000

@@ -4,8 +4,11 @@ The original speaker-id (spk_id/run_minivox_fast.py) and emotion (emorec/run_IEM
 classifiers take every frame with the utterance mean appended (the encoder's 'avg_concat' mode),
 z-normalise it with training-set statistics, and train a one-hidden-layer MLP (LayerNorm on the
 input and the hidden layer, ReLU, dropout) on frames; an utterance is classified by summing its
-frames' log-probabilities. `pooling="stats"` is the utterance-level alternative: z-normalised
-frames pooled into their mean and standard deviation, one MLP decision per utterance.
+frames' log-probabilities. `pooling="stats"` is the utterance-level alternative: each utterance's
+frames pooled into their mean and standard deviation, the pooled rows z-normalised with training
+statistics, one decision per utterance; with `hidden=0` the head is linear, i.e. the multinomial
+logistic regression of a linear probe (pase-probe), which the frame MLP does not reach on
+small corpora (egs/speakers/cls1/README.md).
 `FinetuneClassifier` puts a PASE encoder in front of the same head so both train from waveforms.
 """
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pase.errors import PaseError
 from pase.models.frontend import WaveFe, wf_builder
 
 POOLINGS = ("frame", "stats")
-FORMAT = "pase-cls/1"
+FORMAT = "pase-cls/2"  # 2: stats pooling normalises the pooled rows; hidden 0 is a linear head
 _STD_FLOOR = 1e-5  # a constant input dimension must not divide by zero
 
 
@@ -37,7 +40,7 @@ class HeadConfig:
 
     feat_dim: int
     num_classes: int
-    hidden: int = 256
+    hidden: int = 256            # 0: no hidden layer, a linear (logistic regression) head
     dropout: float = 0.15
     pooling: str = "frame"
     avg_concat: bool = True
@@ -45,18 +48,13 @@ class HeadConfig:
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
-        if self.feat_dim < 1 or self.num_classes < 2 or self.hidden < 1:
-            raise ValueError(f"need feat_dim >= 1, num_classes >= 2, hidden >= 1: {self}")
+        if self.feat_dim < 1 or self.num_classes < 2 or self.hidden < 0:
+            raise ValueError(f"need feat_dim >= 1, num_classes >= 2, hidden >= 0: {self}")
 
     @property
     def in_dim(self) -> int:
         """Width of one MLP input row."""
         return self.feat_dim * (2 if self.pooling == "stats" or self.avg_concat else 1)
-
-    @property
-    def norm_dim(self) -> int:
-        """Width of what is z-normalised: the MLP rows (frame) or the frames before pooling (stats)."""
-        return self.in_dim if self.pooling == "frame" else self.feat_dim
 
 
 class ClassifierHead(nn.Module):
@@ -69,31 +67,38 @@ class ClassifierHead(nn.Module):
     def __init__(self, cfg: HeadConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.register_buffer("mean", torch.zeros(cfg.norm_dim))
-        self.register_buffer("std", torch.ones(cfg.norm_dim))
-        self.mlp = nn.Sequential(nn.LayerNorm(cfg.in_dim), nn.Linear(cfg.in_dim, cfg.hidden),
-                                 nn.LayerNorm(cfg.hidden), nn.ReLU(), nn.Dropout(cfg.dropout),
-                                 nn.Linear(cfg.hidden, cfg.num_classes), nn.LogSoftmax(dim=-1))
+        self.register_buffer("mean", torch.zeros(cfg.in_dim))
+        self.register_buffer("std", torch.ones(cfg.in_dim))
+        if cfg.hidden == 0:  # no LayerNorm: it would undo the z-normalisation of the row
+            self.mlp = nn.Sequential(nn.Linear(cfg.in_dim, cfg.num_classes), nn.LogSoftmax(dim=-1))
+        else:
+            self.mlp = nn.Sequential(nn.LayerNorm(cfg.in_dim), nn.Linear(cfg.in_dim, cfg.hidden),
+                                     nn.LayerNorm(cfg.hidden), nn.ReLU(), nn.Dropout(cfg.dropout),
+                                     nn.Linear(cfg.hidden, cfg.num_classes), nn.LogSoftmax(dim=-1))
 
     def _prenorm(self, feats: torch.Tensor) -> torch.Tensor:
-        if self.cfg.pooling == "frame" and self.cfg.avg_concat:
+        """(..., T, feat_dim) -> (..., R, in_dim): the rows before z-normalisation."""
+        if self.cfg.pooling == "stats":
+            return torch.cat([feats.mean(-2, keepdim=True), feats.std(-2, unbiased=False, keepdim=True)], -1)
+        if self.cfg.avg_concat:
             return torch.cat([feats, feats.mean(-2, keepdim=True).expand_as(feats)], -1)
         return feats
 
     def rows(self, feats: torch.Tensor) -> torch.Tensor:
         """(..., T, feat_dim) utterance features -> (..., R, in_dim) z-normalised MLP input rows."""
-        x = (self._prenorm(feats) - self.mean) / self.std
-        if self.cfg.pooling == "stats":
-            x = torch.cat([x.mean(-2, keepdim=True), x.std(-2, unbiased=False, keepdim=True)], -1)
-        return x
+        return (self._prenorm(feats) - self.mean) / self.std
 
     @torch.no_grad()
     def fit_norm(self, train_feats: Iterable[torch.Tensor]) -> None:
-        """Set the z-normalisation from training utterances only (never dev or test data)."""
+        """Set the z-normalisation of the rows from training utterances only (never dev or test data).
+
+        Pooled rows are normalised after pooling, as a probe standardises them: the spread of
+        utterance means is far smaller than that of frames, so frame statistics leave them tiny.
+        """
         total = sq = None
         count = 0
         for f in train_feats:
-            x = self._prenorm(f.to(self.mean.device)).double().reshape(-1, self.cfg.norm_dim)
+            x = self._prenorm(f.to(self.mean.device)).double().reshape(-1, self.cfg.in_dim)
             total = x.sum(0) if total is None else total + x.sum(0)
             sq = (x * x).sum(0) if sq is None else sq + (x * x).sum(0)
             count += x.shape[0]
@@ -166,6 +171,8 @@ def load_classifier(path: Path) -> tuple[Classifier, list[str], dict[str, Any]]:
         doc = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise ClassifierError(f"{path}: not found; train a classifier first (pase-cls-train)") from None
+    if isinstance(doc, dict) and str(doc.get("format", "")).startswith("pase-cls/") and doc["format"] != FORMAT:
+        raise ClassifierError(f"{path}: written by an older pase-cls-train ({doc['format']}); train it again")
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ClassifierError(f"{path}: not a pase-cls-train model")
     head = ClassifierHead(HeadConfig(**doc["head"]))

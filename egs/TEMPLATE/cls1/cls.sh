@@ -18,7 +18,7 @@ die() { log "ERROR: $*"; exit 1; }
 
 stage=1
 stop_stage=6
-tag=""                           # experiment name: exp/<tag> (default: <feat_type>_<pooling>[_ft])
+tag=""                           # experiment name: exp/<tag> (default: <feat_type>_<cls_config name>[_<pooling>][_ft])
 data_set=all                     # data dir (made by local/data.sh, with utt2label) to split
 local_data_opts=""               # options passed to local/data.sh
 train_list=""                    # utterance ids (one per line) for training ("": the rest)
@@ -34,7 +34,7 @@ pase_ckpt=""                     # encoder checkpoint, or a pretraining exp dir 
 extract_args=""                  # extra pase-extract arguments (e.g. --peak-norm --bf16)
 nj=2                             # feature extraction jobs (pase)
 cls_config=conf/cls.yaml         # pase-cls-train options (YAML); the flags below add to / override it
-pooling=frame                    # frame: the original's frame MLP; stats: mean+std pooling
+pooling=""                       # frame: the original's frame MLP; stats: mean+std pooling ("": cls_config's)
 finetune=false                   # true: train the encoder with the classifier, from waveforms
 cls_args=""                      # extra pase-cls-train arguments
 ngpu=0                           # 0: CPU; 1: train and score on a GPU
@@ -46,9 +46,14 @@ help_message="Usage: $0 [--stage N] [--stop_stage M] [--data_set S] [--feat_type
 
 [ $# -eq 0 ] || die "unexpected arguments: $*"
 case ${feat_type} in pase|mfcc|fbank) ;; *) die "--feat_type must be pase, mfcc or fbank, got '${feat_type}'" ;; esac
+given_pooling=${pooling}
+[ -n "${pooling}" ] || pooling=$(sed -n 's/^pooling: *\([a-z]*\).*/\1/p' "${cls_config}")
+pooling=${pooling:-frame}
 case ${pooling} in frame|stats) ;; *) die "--pooling must be frame or stats, got '${pooling}'" ;; esac
 [ -n "${feat_config}" ] || feat_config=conf/${feat_type}.yaml
-if [ -z "${tag}" ]; then tag=${feat_type}_${pooling}; if ${finetune}; then tag+=_ft; fi; fi
+if [ -z "${tag}" ]; then
+    tag=${feat_type}_$(basename "${cls_config}" .yaml)${given_pooling:+_${given_pooling}}; if ${finetune}; then tag+=_ft; fi
+fi
 if ${finetune} && [ "${feat_type}" != pase ]; then die "--finetune true fine-tunes a PASE encoder: needs --feat_type pase"; fi
 exp=exp/${tag}
 lists=data/${data_set}_lists
@@ -196,7 +201,7 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
     for s in train dev; do [ -f "$(set_input ${s})" ] || die "$(set_input ${s}) not found: run stages 2-3 first"; done
     ft_opts=""
     if ${finetune}; then ft_opts="--finetune --pase_cfg ${pase_cfg} --pase_ckpt $(encoder_ckpt)"; fi
-    setting="${pooling} ${ft_opts} ${cls_args}"
+    setting="${cls_config} ${pooling} ${ft_opts} ${cls_args}"
     if fresh "${exp}/.train.done" "$(set_input train)" "$(set_input dev)" "${cls_config}" "${lists}/classes" \
             && [ "$(cat "${exp}/.train.done")" = "${setting}" ]; then
         log "stage 4: training is complete, skipping"

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Speaker identification of the synthetic corpus's espeak voices (8 speakers, 12 utterances each:
-# 3 test, 2 dev, 7 train), the original's frame classifier on frozen PASE+ features.
+# 3 test, 2 dev, 7 train) on frozen PASE+ features; the default classifier (conf/cls.yaml) is a
+# logistic regression on mean+std pooled features.
 #   ./run.sh                                  # PASE+ features of the egs/demo encoder (run egs/demo/run.sh first)
 #   ./run.sh --pase_ckpt /models/FE_e199.ckpt # the released PASE+ encoder
 #   ./run.sh --feat_type mfcc                 # baselines: mfcc or fbank (conf/<feat_type>.yaml)
-#   ./run.sh --pooling stats                  # statistics pooling instead of frame decisions
-#   ./run.sh --finetune true                  # fine-tune the encoder with the classifier
+#   ./run.sh --cls_config conf/cls_frame.yaml # the original's frame MLP
+#   ./run.sh --cls_config conf/cls_stats.yaml # an MLP on mean+std pooled features
+#   ./run.sh --finetune true --cls_config conf/cls_finetune.yaml  # fine-tune the encoder with the classifier
 set -euo pipefail
 lists=data/local/train_clean_5_lists
 ./cls.sh \
