@@ -13,7 +13,7 @@ from pase.launch import shell_exports
 ROOT = Path(__file__).resolve().parents[1]
 LIB = ROOT / "utils" / "lib" / "recipe.sh"
 TEMPLATES = [ROOT / "egs/TEMPLATE/pase1/pase.sh", ROOT / "egs/TEMPLATE/hybrid1/hybrid.sh",
-             ROOT / "egs/demo/run.sh",
+             ROOT / "egs/TEMPLATE/cls1/cls.sh", ROOT / "egs/demo/run.sh",
              ROOT / "egs/librispeech/pase1/local/probe_curve.sh"]
 
 

@@ -6,15 +6,15 @@
 # Stages (each skips itself when its outputs are complete and redoes itself when they are not;
 # every stage logs to exp/<tag>/log/ or data/log/):
 #   1  local/data.sh: corpus -> a data dir with utt2label ("utt label")   data/<data_set>
-#   2  split: given utterance lists, or per-class held-out fractions      data/<data_set>_{train,dev,test}
+#   2  split (pase-split-data --by label): given lists, or per-class     data/<data_set>_{train,dev,test}
+#      held-out fractions
 #   3  features: PASE (pase-extract) or mfcc|fbank (pase-cls-features)   data/<data_set>_<s>_<feat_type>
 #   4  classifier training (frame MLP or statistics pooling)             exp/<tag>/model.pt, history.json
 #   5  evaluation: sentence decisions of every eval set                  exp/<tag>/decode_<s>/utt2pred
 #   6  report: accuracy, per-class scores, confusion matrices            exp/<tag>/RESULTS.md, decode_<s>/confusion.png
 set -euo pipefail
 
-log() { echo "$(date '+%Y-%m-%d %H:%M:%S') (cls.sh:${BASH_LINENO[0]}) $*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+. utils/lib/recipe.sh
 
 stage=1
 stop_stage=6
@@ -31,7 +31,7 @@ feat_type=pase                   # pase | mfcc | fbank
 feat_config=""                   # pase-cls-features options (default: conf/<feat_type>.yaml)
 pase_cfg=conf/PASE+.cfg          # encoder config (pase features, fine-tuning)
 pase_ckpt=""                     # encoder checkpoint, or a pretraining exp dir (its last FE_e*.ckpt)
-extract_args=""                  # extra pase-extract arguments (e.g. --peak-norm --bf16)
+extract_args=""                  # extra pase-extract arguments (e.g. --peak_norm --bf16)
 nj=2                             # feature extraction jobs (pase)
 cls_config=conf/cls.yaml         # pase-cls-train options (YAML); the flags below add to / override it
 pooling=""                       # frame: the original's frame MLP; stats: mean+std pooling ("": cls_config's)
@@ -60,34 +60,18 @@ lists=data/${data_set}_lists
 mkdir -p "${exp}/log" data/log
 device=cpu; [ "${ngpu}" -gt 0 ] && device=cuda
 
-# A stage is complete when its stamp is newer than every input it names.
-fresh() { local stamp=$1; shift; [ -f "${stamp}" ] || return 1; for f in "$@"; do [ "${stamp}" -nt "${f}" ] || return 1; done; }
 # The encoder checkpoint: --pase_ckpt itself, or the last FE_e<N>.ckpt of a pretraining exp dir.
 encoder_ckpt() {
     [ -n "${pase_ckpt}" ] || die "--feat_type pase needs --pase_ckpt (an FE_e*.ckpt, or a pase1 exp dir)"
     if [ -d "${pase_ckpt}" ]; then
         local c
-        c=$(ls "${pase_ckpt}"/FE_e*.ckpt 2>/dev/null | sed 's/.*FE_e\([0-9]*\)\.ckpt/\1 &/' | sort -n | tail -n 1 | cut -d' ' -f2)
+        c=$(latest_checkpoint "${pase_ckpt}")
         [ -n "${c}" ] || die "no FE_e*.ckpt in ${pase_ckpt} (pretrain first, e.g. egs/demo/run.sh)"
         echo "${c}"
     else
         [ -f "${pase_ckpt}" ] || die "encoder checkpoint ${pase_ckpt} not found"
         echo "${pase_ckpt}"
     fi
-}
-# Per class (column 2 of a utt2label), hold out round(n * fraction) utterances spread evenly
-# over the class's utterances in file order, at least one (when the class has two or more) and
-# never all: deterministic, and every class keeps training data.
-holdout() {
-    local fraction=$1 labels=$2 held=$3 rest=$4
-    : > "${held}"; : > "${rest}"
-    awk -v f="${fraction}" -v held="${held}" -v rest="${rest}" '
-        NR == FNR { n[$2]++; next }
-        !($2 in k) { k[$2] = int(n[$2] * f + 0.5)
-                     if (k[$2] < 1 && n[$2] > 1 && f > 0) k[$2] = 1
-                     if (k[$2] >= n[$2]) k[$2] = n[$2] - 1 }
-        { i = c[$2]++; print $1 > (int((i + 1) * k[$2] / n[$2]) > int(i * k[$2] / n[$2]) ? held : rest) }' \
-        "${labels}" "${labels}"
 }
 # Lines of utt2label (or any "utt ..." file) $2 whose utterance is listed in $1 (first column).
 filter_utts() { awk 'NR == FNR { keep[$1]; next } $1 in keep' "$1" "$2"; }
@@ -121,41 +105,17 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
     else
         log "stage 2: splitting ${src} into ${data_set}_{train,dev,test}"
         mkdir -p "${lists}"
-        if [ -n "${test_list}" ]; then
-            sort -u "${test_list}" > "${lists}/test"
-            filter_utts <(cut -d' ' -f1 "${src}/utt2label" | sort | comm -23 - "${lists}/test") \
-                "${src}/utt2label" > "${lists}/rest.labels"
-        else
-            holdout "${test_fraction}" "${src}/utt2label" "${lists}/test" "${lists}/rest"
-            filter_utts "${lists}/rest" "${src}/utt2label" > "${lists}/rest.labels"
-        fi
-        if [ -n "${dev_list}" ]; then
-            sort -u "${dev_list}" > "${lists}/dev"
-            cut -d' ' -f1 "${lists}/rest.labels" | sort | comm -23 - "${lists}/dev" > "${lists}/train"
-        else
-            holdout "${dev_fraction}" "${lists}/rest.labels" "${lists}/dev" "${lists}/train"
-        fi
-        [ -z "${train_list}" ] || sort -u "${train_list}" > "${lists}/train"
-        for a in train dev test; do
-            for b in train dev test; do
-                [[ "${a}" < "${b}" ]] || continue
-                both=$(comm -12 <(sort "${lists}/${a}") <(sort "${lists}/${b}") | head -n 5 | tr '\n' ' ')
-                [ -z "${both}" ] || die "utterances in both the ${a} and the ${b} list, e.g. ${both}"
-            done
-        done
+        list_opts=""
+        for s in train dev test; do l=${s}_list; [ -z "${!l}" ] || list_opts+=" --${s}_list ${!l}"; done
+        # shellcheck disable=SC2086
+        pase-split-data "${src}" "data/${data_set}_train" "data/${data_set}_dev" "data/${data_set}_test" \
+            --by label --test_fraction "${test_fraction}" --dev_fraction "${dev_fraction}" ${list_opts} \
+            > data/log/split.log 2>&1 || die "split failed: $(tail -n 1 data/log/split.log)"
         for s in train dev test; do
-            [ -s "${lists}/${s}" ] || die "the ${s} set is empty (check the lists / fractions)"
-            utils/subset_data_dir.sh --utt-list "${lists}/${s}" "${src}" "data/${data_set}_${s}" \
-                >> data/log/split.log 2>&1 || die "subset ${s} failed (see data/log/split.log)"
-            filter_utts "${lists}/${s}" "${src}/utt2label" > "data/${data_set}_${s}/utt2label"
-            log "stage 2: data/${data_set}_${s}: $(wc -l < "${lists}/${s}") utterances"
+            log "stage 2: data/${data_set}_${s}: $(wc -l < "data/${data_set}_${s}/utt2label") utterances"
         done
-        # Every label of the corpus is a class, and each needs training examples: a label only in
-        # dev or test could never be predicted, so that split is refused here.
+        # Every label of the corpus is a class; pase-split-data refused a split leaving one untrained.
         cut -d' ' -f2 "${src}/utt2label" | sort -u > "${lists}/classes"
-        empty=$(cut -d' ' -f2 "data/${data_set}_train/utt2label" | sort -u | comm -13 - "${lists}/classes" \
-            | head -n 5 | tr '\n' ' ')
-        [ -z "${empty}" ] || die "class(es) without training examples: ${empty}(fix the lists or fractions)"
         echo "${setting}" > "${lists}/.done"
     fi
 fi
@@ -178,13 +138,13 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
             log "stage 3: ${feat_type} features of ${src} -> ${dump}, ${dst}"
             if [ "${feat_type}" = pase ]; then
                 # shellcheck disable=SC2086
-                ${train_cmd} "${exp}/log/features_${s}.log" pase-extract "${src}" "${dump}" --out-data-dir "${dst}" \
-                    --config "${pase_cfg}" --ckpt "${ckpt}" --nj "${nj}" --no-progress ${extract_args}
+                ${train_cmd} "${exp}/log/features_${s}.log" pase-extract "${src}" "${dump}" --out_data_dir "${dst}" \
+                    --fe_cfg "${pase_cfg}" --fe_ckpt "${ckpt}" --nj "${nj}" --no_progress ${extract_args}
                 # pase-extract carries the standard Kaldi files only.
                 filter_utts "${dst}/feats.scp" "${src}/utt2label" > "${dst}/utt2label"
             else
                 ${train_cmd} "${exp}/log/features_${s}.log" pase-cls-features "${src}" "${dump}" \
-                    --type "${feat_type}" --config "${feat_config}" --out-data-dir "${dst}"
+                    --type "${feat_type}" --feat_config "${feat_config}" --out_data_dir "${dst}"
             fi
             utils/validate_data_dir.sh --no-text "${dst}" >> "${exp}/log/features_${s}.log" 2>&1 \
                 || die "${dst} fails validation (see ${exp}/log/features_${s}.log)"
@@ -200,7 +160,7 @@ set_input() { if ${finetune}; then echo "$(set_dir "$1")/wav.scp"; else echo "$(
 if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
     for s in train dev; do [ -f "$(set_input ${s})" ] || die "$(set_input ${s}) not found: run stages 2-3 first"; done
     ft_opts=""
-    if ${finetune}; then ft_opts="--finetune --pase_cfg ${pase_cfg} --pase_ckpt $(encoder_ckpt)"; fi
+    if ${finetune}; then ft_opts="--finetune --fe_cfg ${pase_cfg} --fe_ckpt $(encoder_ckpt)"; fi
     setting="${cls_config} ${pooling} ${ft_opts} ${cls_args}"
     if fresh "${exp}/.train.done" "$(set_input train)" "$(set_input dev)" "${cls_config}" "${lists}/classes" \
             && [ "$(cat "${exp}/.train.done")" = "${setting}" ]; then
