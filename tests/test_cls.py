@@ -296,7 +296,7 @@ def test_speakers_recipe_end_to_end(tmp_path):
     """egs/speakers/cls1/run.sh with MFCC in a copy of the tree; local/data.sh makes the corpus."""
     env = recipe_tree(tmp_path)
     recipe = tmp_path / "egs/speakers/cls1"
-    proc = subprocess.run(["./run.sh", "--feat_type", "mfcc"], cwd=recipe, capture_output=True, text=True,
+    proc = subprocess.run(["./run.sh", "--feats_type", "mfcc"], cwd=recipe, capture_output=True, text=True,
                           env=env, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert (tmp_path / "egs/demo/work/corpora/librispeech/LibriSpeech/train-clean-5").is_dir()
@@ -306,6 +306,6 @@ def test_speakers_recipe_end_to_end(tmp_path):
     assert (exp / "decode_test/confusion.png").stat().st_size > 10000
     metrics = json.loads((exp / "decode_test/metrics.json").read_text())
     assert metrics["accuracy"] > 3 * metrics["chance"]
-    again = subprocess.run(["./run.sh", "--feat_type", "mfcc"], cwd=recipe, capture_output=True, text=True,
+    again = subprocess.run(["./run.sh", "--feats_type", "mfcc"], cwd=recipe, capture_output=True, text=True,
                            env=env, timeout=600)
     assert again.returncode == 0 and again.stderr.count("skipping") >= 8, again.stderr[-2000:]

@@ -8,7 +8,7 @@
 #   1  local/data.sh: corpus -> a data dir with utt2label ("utt label")   data/<data_set>
 #   2  split (pase-split-data --by label): given lists, or per-class     data/<data_set>_{train,dev,test}
 #      held-out fractions
-#   3  features: PASE (pase-extract) or mfcc|fbank (pase-cls-features)   data/<data_set>_<s>_<feat_type>
+#   3  features: PASE (pase-extract) or mfcc|fbank (pase-cls-features)   data/<data_set>_<s>_<feats_type>
 #   4  classifier training (frame MLP or statistics pooling)             exp/<tag>/model.pt, history.json
 #   5  evaluation: sentence decisions of every eval set                  exp/<tag>/decode_<s>/utt2pred
 #   6  report: accuracy, per-class scores, confusion matrices            exp/<tag>/RESULTS.md, decode_<s>/confusion.png
@@ -18,7 +18,7 @@ set -euo pipefail
 
 stage=1
 stop_stage=6
-tag=""                           # experiment name: exp/<tag> (default: <feat_type>_<cls_config name>[_<pooling>][_ft])
+tag=""                           # experiment name: exp/<tag> (default: <feats_type>_<cls_config name>[_<pooling>][_ft])
 data_set=all                     # data dir (made by local/data.sh, with utt2label) to split
 local_data_opts=""               # options passed to local/data.sh
 train_list=""                    # utterance ids (one per line) for training ("": the rest)
@@ -26,11 +26,11 @@ dev_list=""                      # ... for the dev set ("": dev_fraction of each
 test_list=""                     # ... for the test set ("": test_fraction of each class)
 test_fraction=0.2                # per class, when no test_list is given
 dev_fraction=0.1                 # per class of what is left, when no dev_list is given
-eval_sets="test dev"             # sets scored in stage 5 and reported in stage 6
-feat_type=pase                   # pase | mfcc | fbank
-feat_config=""                   # pase-cls-features options (default: conf/<feat_type>.yaml)
-pase_cfg=conf/PASE+.cfg          # encoder config (pase features, fine-tuning)
-pase_ckpt=""                     # encoder checkpoint, or a pretraining exp dir (its last FE_e*.ckpt)
+test_sets="test dev"             # sets scored in stage 5 and reported in stage 6
+feats_type=pase                  # pase | mfcc | fbank
+feat_config=""                   # pase-cls-features options (default: conf/<feats_type>.yaml)
+fe_cfg=conf/PASE+.cfg            # encoder config (pase features, fine-tuning)
+fe_ckpt=""                       # encoder checkpoint, or a pretraining exp dir (its last FE_e*.ckpt)
 extract_args=""                  # extra pase-extract arguments (e.g. --peak_norm --bf16)
 nj=2                             # feature extraction jobs (pase)
 cls_config=conf/cls.yaml         # pase-cls-train options (YAML); the flags below add to / override it
@@ -38,39 +38,39 @@ pooling=""                       # frame: the original's frame MLP; stats: mean+
 finetune=false                   # true: train the encoder with the classifier, from waveforms
 cls_args=""                      # extra pase-cls-train arguments
 ngpu=0                           # 0: CPU; 1: train and score on a GPU
-help_message="Usage: $0 [--stage N] [--stop_stage M] [--data_set S] [--feat_type pase|mfcc|fbank] [--pase_ckpt C] ..."
+help_message="Usage: $0 [--stage N] [--stop_stage M] [--data_set S] [--feats_type pase|mfcc|fbank] [--fe_ckpt C] ..."
 
 . utils/parse_options.sh
 . ./path.sh
 . ./cmd.sh
 
 [ $# -eq 0 ] || die "unexpected arguments: $*"
-case ${feat_type} in pase|mfcc|fbank) ;; *) die "--feat_type must be pase, mfcc or fbank, got '${feat_type}'" ;; esac
+case ${feats_type} in pase|mfcc|fbank) ;; *) die "--feats_type must be pase, mfcc or fbank, got '${feats_type}'" ;; esac
 given_pooling=${pooling}
 [ -n "${pooling}" ] || pooling=$(sed -n 's/^pooling: *\([a-z]*\).*/\1/p' "${cls_config}")
 pooling=${pooling:-frame}
 case ${pooling} in frame|stats) ;; *) die "--pooling must be frame or stats, got '${pooling}'" ;; esac
-[ -n "${feat_config}" ] || feat_config=conf/${feat_type}.yaml
+[ -n "${feat_config}" ] || feat_config=conf/${feats_type}.yaml
 if [ -z "${tag}" ]; then
-    tag=${feat_type}_$(basename "${cls_config}" .yaml)${given_pooling:+_${given_pooling}}; if ${finetune}; then tag+=_ft; fi
+    tag=${feats_type}_$(basename "${cls_config}" .yaml)${given_pooling:+_${given_pooling}}; if ${finetune}; then tag+=_ft; fi
 fi
-if ${finetune} && [ "${feat_type}" != pase ]; then die "--finetune true fine-tunes a PASE encoder: needs --feat_type pase"; fi
+if ${finetune} && [ "${feats_type}" != pase ]; then die "--finetune true fine-tunes a PASE encoder: needs --feats_type pase"; fi
 exp=exp/${tag}
 lists=data/${data_set}_lists
 mkdir -p "${exp}/log" data/log
 device=cpu; [ "${ngpu}" -gt 0 ] && device=cuda
 
-# The encoder checkpoint: --pase_ckpt itself, or the last FE_e<N>.ckpt of a pretraining exp dir.
+# The encoder checkpoint: --fe_ckpt itself, or the last FE_e<N>.ckpt of a pretraining exp dir.
 encoder_ckpt() {
-    [ -n "${pase_ckpt}" ] || die "--feat_type pase needs --pase_ckpt (an FE_e*.ckpt, or a pase1 exp dir)"
-    if [ -d "${pase_ckpt}" ]; then
+    [ -n "${fe_ckpt}" ] || die "--feats_type pase needs --fe_ckpt (an FE_e*.ckpt, or a pase1 exp dir)"
+    if [ -d "${fe_ckpt}" ]; then
         local c
-        c=$(latest_checkpoint "${pase_ckpt}")
-        [ -n "${c}" ] || die "no FE_e*.ckpt in ${pase_ckpt} (pretrain first, e.g. egs/demo/run.sh)"
+        c=$(latest_checkpoint "${fe_ckpt}")
+        [ -n "${c}" ] || die "no FE_e*.ckpt in ${fe_ckpt} (pretrain first, e.g. egs/demo/run.sh)"
         echo "${c}"
     else
-        [ -f "${pase_ckpt}" ] || die "encoder checkpoint ${pase_ckpt} not found"
-        echo "${pase_ckpt}"
+        [ -f "${fe_ckpt}" ] || die "encoder checkpoint ${fe_ckpt} not found"
+        echo "${fe_ckpt}"
     fi
 }
 # Lines of utt2label (or any "utt ..." file) $2 whose utterance is listed in $1 (first column).
@@ -124,27 +124,27 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
     if ${finetune}; then
         log "stage 3: fine-tuning reads waveforms, no features to make, skipping"
     else
-        if [ "${feat_type}" = pase ]; then ckpt=$(encoder_ckpt); inputs="${ckpt} ${pase_cfg}"; else inputs=${feat_config}; fi
+        if [ "${feats_type}" = pase ]; then ckpt=$(encoder_ckpt); inputs="${ckpt} ${fe_cfg}"; else inputs=${feat_config}; fi
         for s in train dev test; do
             src=data/${data_set}_${s}
-            dst=data/${data_set}_${s}_${feat_type}
-            dump=dump/${feat_type}/${data_set}_${s}
+            dst=data/${data_set}_${s}_${feats_type}
+            dump=dump/${feats_type}/${data_set}_${s}
             [ -f "${src}/utt2label" ] || die "${src} not found: run stage 2 first"
             # shellcheck disable=SC2086
             if fresh "${dst}/.done" "${src}/utt2label" ${inputs} && [ "$(cat "${dst}/.done")" = "${inputs}" ]; then
-                log "stage 3: ${feat_type} features of ${s} are up to date, skipping"
+                log "stage 3: ${feats_type} features of ${s} are up to date, skipping"
                 continue
             fi
-            log "stage 3: ${feat_type} features of ${src} -> ${dump}, ${dst}"
-            if [ "${feat_type}" = pase ]; then
+            log "stage 3: ${feats_type} features of ${src} -> ${dump}, ${dst}"
+            if [ "${feats_type}" = pase ]; then
                 # shellcheck disable=SC2086
                 ${train_cmd} "${exp}/log/features_${s}.log" pase-extract "${src}" "${dump}" --out_data_dir "${dst}" \
-                    --fe_cfg "${pase_cfg}" --fe_ckpt "${ckpt}" --nj "${nj}" --no_progress ${extract_args}
+                    --fe_cfg "${fe_cfg}" --fe_ckpt "${ckpt}" --nj "${nj}" --no_progress ${extract_args}
                 # pase-extract carries the standard Kaldi files only.
                 filter_utts "${dst}/feats.scp" "${src}/utt2label" > "${dst}/utt2label"
             else
                 ${train_cmd} "${exp}/log/features_${s}.log" pase-cls-features "${src}" "${dump}" \
-                    --type "${feat_type}" --feat_config "${feat_config}" --out_data_dir "${dst}"
+                    --type "${feats_type}" --feat_config "${feat_config}" --out_data_dir "${dst}"
             fi
             utils/validate_data_dir.sh --no-text "${dst}" >> "${exp}/log/features_${s}.log" 2>&1 \
                 || die "${dst} fails validation (see ${exp}/log/features_${s}.log)"
@@ -154,13 +154,13 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
 fi
 
 # What the classifier reads: feature data dirs, or the waveform data dirs when fine-tuning.
-set_dir() { if ${finetune}; then echo "data/${data_set}_$1"; else echo "data/${data_set}_$1_${feat_type}"; fi; }
+set_dir() { if ${finetune}; then echo "data/${data_set}_$1"; else echo "data/${data_set}_$1_${feats_type}"; fi; }
 set_input() { if ${finetune}; then echo "$(set_dir "$1")/wav.scp"; else echo "$(set_dir "$1")/feats.scp"; fi; }
 
 if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
     for s in train dev; do [ -f "$(set_input ${s})" ] || die "$(set_input ${s}) not found: run stages 2-3 first"; done
     ft_opts=""
-    if ${finetune}; then ft_opts="--finetune --fe_cfg ${pase_cfg} --fe_ckpt $(encoder_ckpt)"; fi
+    if ${finetune}; then ft_opts="--finetune --fe_cfg ${fe_cfg} --fe_ckpt $(encoder_ckpt)"; fi
     setting="${cls_config} ${pooling} ${ft_opts} ${cls_args}"
     if fresh "${exp}/.train.done" "$(set_input train)" "$(set_input dev)" "${cls_config}" "${lists}/classes" \
             && [ "$(cat "${exp}/.train.done")" = "${setting}" ]; then
@@ -177,7 +177,7 @@ fi
 
 if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
     [ -f "${exp}/model.pt" ] || die "${exp}/model.pt not found: run stage 4 first"
-    for s in ${eval_sets}; do
+    for s in ${test_sets}; do
         [ -f "$(set_input "${s}")" ] || die "$(set_input "${s}") not found: run stages 2-3 first"
         if fresh "${exp}/decode_${s}/utt2pred" "${exp}/model.pt" "$(set_input "${s}")"; then
             log "stage 5: decisions on ${s} are up to date, skipping"
@@ -191,7 +191,7 @@ fi
 
 if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
     decodes=""
-    for s in ${eval_sets}; do
+    for s in ${test_sets}; do
         [ -f "${exp}/decode_${s}/utt2pred" ] || die "${exp}/decode_${s}/utt2pred not found: run stage 5 first"
         decodes+=" ${exp}/decode_${s}"
     done
