@@ -189,7 +189,8 @@ def validate(d: Path, *, no_feats: bool = False, no_text: bool = False,
         if name in skip:
             continue
         if name not in tables:
-            flag = {"wav.scp": " (or pass --no_wav)", "text": " (or pass --no_text)"}.get(name, "")
+            # Kaldi's spelling: utils/validate_data_dir.sh passes its options here unchanged.
+            flag = {"wav.scp": " (or pass --no-wav)", "text": " (or pass --no-text)"}.get(name, "")
             errors.append(f"{d / name}: missing{flag}")
     for table in tables.values():
         errors += _capped(table.bad)
