@@ -2,7 +2,9 @@
 
 Utterances are sorted by length and run in right-padded batches through
 `WaveFe.forward_padded`, which gives every utterance exactly the features it gets alone, so the
-batch size changes speed, never the output. Audio for the next batch is read on a background
+batch size changes speed, never the output. Utterances longer than `max_chunk_seconds` are
+encoded in pieces (`WaveFe.forward_chunked`, equal to one pass up to float rounding), so memory
+stays bounded for any length. Audio for the next batch is read on a background
 thread while the current one is encoded. All outputs are written to temporary files and renamed
 when complete: an interrupted or failing run leaves no partial ark and no scp pointing at data
 that does not exist.
@@ -40,6 +42,7 @@ class ExtractOptions:
     peak_norm: bool = False
     batch_size: int = 8
     max_batch_seconds: float = 120.0
+    max_chunk_seconds: float = 30.0
     skip_bad: bool = False
     progress: bool = True
 
@@ -77,8 +80,13 @@ def plan_batches(lengths: Sequence[int], batch_size: int, max_batch_samples: int
 
 
 def pad_waveforms(wavs: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad waveforms into a (B, 1, T_max) batch; returns (batch, lengths) for forward_padded."""
+    """Right-pad waveforms into a (B, 1, T_max) batch; returns (batch, lengths) for forward_padded.
+
+    A single float32 waveform is wrapped without a copy (a long one is large).
+    """
     lengths = torch.tensor([len(w) for w in wavs])
+    if len(wavs) == 1 and wavs[0].dtype == np.float32:
+        return torch.from_numpy(wavs[0]).view(1, 1, -1), lengths
     batch = torch.zeros(len(wavs), 1, int(lengths.max()))
     for i, w in enumerate(wavs):
         batch[i, 0, :len(w)] = torch.from_numpy(w)
@@ -119,7 +127,8 @@ class FeatureExtractor:
         autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if self.opts.bf16
                     else contextlib.nullcontext())
         with autocast:
-            y, frames, _ = self.encoder.forward_padded(batch.to(device), lengths)
+            y, frames, _ = self.encoder.forward_padded(batch.to(device), lengths,
+                                                       max_chunk_seconds=self.opts.max_chunk_seconds)
         y = y.float().transpose(1, 2).cpu().numpy()
         return [y[i, :n] for i, n in enumerate(frames.tolist())]
 

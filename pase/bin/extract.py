@@ -47,6 +47,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--batch_size", type=int, default=8, help="max utterances per batch")
     p.add_argument("--max_batch_seconds", type=float, default=120.0,
                    help="max padded audio per batch (bounds memory)")
+    p.add_argument("--max_chunk_seconds", type=float, default=30.0,
+                   help="encode longer utterances in pieces of this length (bounds memory; same features)")
     p.add_argument("--nj", type=int, default=1, help="number of jobs (shards)")
     p.add_argument("--job", type=int, default=None, help="run only this shard (1-based) and do not merge")
     p.add_argument("--skip_bad", action="store_true",
@@ -68,7 +70,8 @@ def load_encoder(args: argparse.Namespace):
 def run_job(args: argparse.Namespace, data: DataDir, job: int) -> dict[str, str]:
     opts = ExtractOptions(device=str(setup_device(args)), bf16=args.bf16, peak_norm=args.peak_norm,
                           batch_size=args.batch_size, max_batch_seconds=args.max_batch_seconds,
-                          skip_bad=args.skip_bad, progress=not args.no_progress)
+                          max_chunk_seconds=args.max_chunk_seconds, skip_bad=args.skip_bad,
+                          progress=not args.no_progress)
     utts = data.shard(args.nj, job) if args.nj > 1 else data.utterances
     ark, scp = shard_paths(args.dump_dir, args.nj, job)
     encoder = load_encoder(args)

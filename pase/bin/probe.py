@@ -74,6 +74,8 @@ def build_parser() -> ArgumentParser:
     a("--C", dest="c", type=float, default=1.0, help="inverse L2 strength of the logistic regression")
     add_device_options(p)
     a("--batch_size", type=int, default=8)
+    a("--max_chunk_seconds", type=float, default=30.0,
+      help="encode longer items in pieces of this length (bounds memory; same features)")
     a("--cache_dir", type=Path, default=None, help=f"feature cache (default: {default_cache()})")
     a("--no_cache", action="store_true", help="do not read or write the cache")
     a("--out_json", type=Path, default=None, help="write the result record here")
@@ -92,7 +94,8 @@ def main(argv: list[str] | None = None) -> dict:
                         test_list=args.test_list, split_seed=args.split_seed, draws=args.draws,
                         test_snr=tuple(args.test_snr), noise_seed=args.noise_seed, peak_norm=args.peak_norm,
                         layers=args.layers, c=args.c, bn_data=args.bn_data, device=device,
-                        batch_size=args.batch_size, progress=not args.no_progress,
+                        batch_size=args.batch_size, max_chunk_seconds=args.max_chunk_seconds,
+                        progress=not args.no_progress,
                         cache_dir=None if args.no_cache else (args.cache_dir or default_cache()))
     result = run_probe(args.data_dir, spec, opts)
     print(format_table(result))

@@ -19,7 +19,7 @@ from torch import nn
 
 from pase.config import ConfigError, check_keys, load_config
 from pase.models.checkpoint import load_encoder_state
-from pase.models.qrnn import QRNN
+from pase.models.qrnn import QRNN, QRNNState
 from pase.models.sincconv import SincConv
 
 # Keys of the original WaveFe constructor. Those the original accepted but PASE/PASE+ never set
@@ -176,14 +176,16 @@ class WaveFe(nn.Module):
         y, _ = self._encode(self._check_input(x), None, False)
         return pool_mode(y, mode)
 
-    def forward_padded(self, x: torch.Tensor, lengths: torch.Tensor,
-                       return_hidden: bool = False) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    def forward_padded(self, x: torch.Tensor, lengths: torch.Tensor, return_hidden: bool = False,
+                       max_chunk_seconds: float | None = None) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
         """Encode a right-padded batch (B, 1, T_max) with true `lengths` (B,), in eval mode.
 
         Returns (y, frames, hidden): frames[i] valid output frames of row i, each row equal to
         encoding that utterance alone. `hidden` (empty unless asked) lists the per-layer outputs at
         the output frame rate: the pooled dense-skip projections (PASE+: 7 x emb_dim), the input of
         W (PASE+: the QRNN output, rnn_dim; PASE: block 8's output), and the final output.
+        Rows longer than `max_chunk_seconds` are encoded alone by `forward_chunked` in pieces of
+        that length, which bounds the memory for any length.
         """
         if self.training:
             raise RuntimeError("forward_padded needs eval mode: BatchNorm would mix padding into its statistics")
@@ -194,13 +196,132 @@ class WaveFe(nn.Module):
         if int(lengths.min()) < self.min_samples:
             raise ValueError(f"input of {int(lengths.min())} samples is shorter than the encoder's minimum "
                              f"of {self.min_samples} samples ({self.min_samples / self.sample_rate * 1000:.1f} ms)")
-        y, hidden = self._encode(x, lengths, return_hidden)
         frames = torch.tensor([self.num_frames(int(n)) for n in lengths])
+        limit = math.inf if max_chunk_seconds is None else max_chunk_seconds * self.sample_rate
+        long = [i for i, n in enumerate(lengths.tolist()) if n > limit]
+        if long:
+            return self._padded_with_long_rows(x, lengths, frames, long, return_hidden, max_chunk_seconds)
+        y, hidden = self._encode(x, lengths, return_hidden)
         return y, frames, hidden
+
+    def _padded_with_long_rows(self, x: torch.Tensor, lengths: torch.Tensor, frames: torch.Tensor,
+                               long: list[int], return_hidden: bool, chunk_seconds: float,
+                               ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """`forward_padded` with the rows `long` encoded alone by `forward_chunked`."""
+        rows: dict[int, list[torch.Tensor]] = {}  # row -> [y, *hidden], each (D, frames)
+        short = [i for i in range(x.size(0)) if i not in long]
+        if short:
+            n = lengths[short]
+            y, hidden = self._encode(x[short, :, :int(n.max())], n, return_hidden)
+            rows.update((i, [y[j], *(h[j] for h in hidden)]) for j, i in enumerate(short))
+        for i in long:
+            y, hidden = self.forward_chunked(x[i:i + 1, :, :int(lengths[i])], chunk_seconds, return_hidden)
+            rows[i] = [y[0], *(h[0] for h in hidden)]
+        outs = [part.new_zeros(x.size(0), part.size(0), int(frames.max())) for part in rows[0]]
+        for i, parts in rows.items():
+            for out, part in zip(outs, parts):
+                out[i, :, :part.size(-1)] = part
+        return outs[0], frames, outs[1:]
 
     def forward_hidden(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Like forward, also returning the per-layer outputs (see `forward_padded`)."""
         return self._encode(self._check_input(x), None, True)
+
+    def forward_chunked(self, x: torch.Tensor, chunk_seconds: float = 30.0,
+                        return_hidden: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """`forward_hidden` in pieces of about `chunk_seconds`, in eval mode: working memory does not grow with T.
+
+        Exact because in eval mode only the QRNN carries information along the whole input:
+        BatchNorm applies its running statistics (an affine map per frame), each conv block sees a
+        finite window, the dense skips average fixed groups of frames, and the QRNN is
+        unidirectional (see __init__), so carrying its state from piece to piece continues its
+        recursion. A piece starts on a multiple of the total stride (its frames are frames of the
+        whole input) and takes the conv stack's receptive field as context on both sides; the
+        frames that its reflect padding at an inner cut reaches are dropped before the QRNN. At
+        the input's own ends a piece's padding is the input's padding. A dense skip whose pooling
+        factor (skip length // frames, as in one pass) is not its stride ratio (PASE+'s first one
+        when T mod 160 is 151-159: groups of 159 samples) drifts from the output frames, so its
+        groups are computed from their own excerpt. Inputs of one chunk or less run in one piece.
+        Returns (y, hidden) as `forward_hidden` (hidden empty unless asked).
+        """
+        if self.training:
+            raise RuntimeError("forward_chunked needs eval mode: BatchNorm statistics would depend on the cuts")
+        if not chunk_seconds > 0:
+            raise ValueError(f"chunk_seconds must be positive, got {chunk_seconds}")
+        x = self._check_input(x)
+        total, out_len, stride = x.size(-1), self.num_frames(x.size(-1)), self.strides_up_to(len(self.blocks) - 1)
+        chunk = max(1, round(chunk_seconds * self.sample_rate / stride))  # output frames per piece
+        if out_len <= chunk:
+            return self._encode(x, None, return_hidden)
+        factors = {}
+        if self.denseskips is not None:
+            lengths = self.block_lengths(total)
+            factors = {i: lengths[i] // out_len for i in range(len(self.denseskips))}
+        along = {i: d for i, d in factors.items() if d * self.strides_up_to(i) == stride}
+        drifting = {i: (d, self._context(i, {})) for i, d in factors.items() if i not in along}
+        left, right = self._context(len(self.blocks) - 1, along)
+        ys: list[torch.Tensor] = []
+        hiddens: list[list[torch.Tensor]] = []
+        state: QRNNState | None = None
+        for g0 in range(0, out_len, chunk):
+            g1 = min(g0 + chunk, out_len)
+            a, b = self._excerpt(g0, g1, stride, left, right, total)
+            h, skips = self._conv_features(x[..., a:b], None, g1 - a // stride, along)
+            keep = slice(g0 - a // stride, g1 - a // stride)
+            skips = [(i, p[..., keep]) for i, p in skips]
+            skips += [(i, self._drifting_skip(x, i, d, g0, g1, ctx)) for i, (d, ctx) in drifting.items()]
+            y, hidden, state = self._head(h[..., keep], sorted(skips, key=lambda s: s[0]), return_hidden, state)
+            ys.append(y)
+            hiddens.append(hidden)
+        return torch.cat(ys, -1), [torch.cat(parts, -1) for parts in zip(*hiddens)]
+
+    def strides_up_to(self, block: int) -> int:
+        """Input samples per output frame of `block` (160 for the last block of PASE/PASE+)."""
+        return math.prod(b.stride for b in self.blocks[:block + 1])
+
+    def _drifting_skip(self, x: torch.Tensor, i: int, d: int, g0: int, g1: int,
+                       context: tuple[int, int]) -> torch.Tensor:
+        """Output frames [g0, g1) of dense skip `i` pooled by `d`, from an excerpt of its own that
+        starts on a group boundary (`context`: `_context(i, {})`)."""
+        rate, (left, right), total = self.strides_up_to(i), context, x.size(-1)
+        q = max(0, min(g0 - -(-left // d), (total - self.min_samples) // (d * rate)))  # first group computed
+        h = x[..., q * d * rate:min(total, g1 * d * rate + right)]
+        if i == 0 and self._front_fusable():  # without block 1's full-rate activations
+            return self._front(h, g1 - q, d)[1][..., g0 - q:]
+        for block in self.blocks[:i + 1]:
+            h = block(h)
+        return group_mean(h[..., (g0 - q) * d:], d, g1 - g0)
+
+    def _excerpt(self, f0: int, f1: int, rate: int, left: int, right: int, total: int) -> tuple[int, int]:
+        """Input samples [a, b) (a on a multiple of `rate`) whose frames [f0, f1) at `rate` are
+        exact, given the context `left` frames / `right` samples (`_context`)."""
+        a = max(0, min(f0 - left, (total - self.min_samples) // rate)) * rate
+        return a, min(total, f1 * rate + right)
+
+    def _exact_frames(self, num_samples: int, block: int, pool: dict[int, int]) -> tuple[int, int]:
+        """Frames [lo, hi) of `block`'s output on an excerpt of `num_samples` that no padding at
+        the excerpt's edges reaches (nor the groups of the skips in `pool`, pooled by its factors).
+
+        Cut out of a longer input at a multiple of the stride, those frames are the longer
+        input's. Tracks per block the first and the end index of the outputs whose window lies
+        within the unpadded excerpt.
+        """
+        v, u, lo, hi = 0, num_samples, 0, num_samples
+        for i, b in enumerate(self.blocks[:block + 1]):
+            v = -(-(v + b.pad[0]) // b.stride)
+            u = (u + b.pad[0] - b.dilation * (b.kernel - 1) - 1) // b.stride + 1
+            if i in pool:
+                lo, hi = max(lo, -(-v // pool[i])), min(hi, u // pool[i])
+        return max(lo, v), min(hi, u)
+
+    def _context(self, block: int, pool: dict[int, int]) -> tuple[int, int]:
+        """(left, right): frames of context an excerpt needs before its first wanted frame of
+        `block`, and samples after its last one's stride, for them to be exact (`_exact_frames`)."""
+        rate, k = self.strides_up_to(block), 1000  # k: any length past the receptive field
+        left, right = self._exact_frames(k * rate, block, pool)[0], 0
+        while self._exact_frames(k * rate + right, block, pool)[1] < k:
+            right += 1
+        return left, right
 
     def _check_input(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 2:
@@ -216,23 +337,46 @@ class WaveFe(nn.Module):
                 want_hidden: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
         if lengths is not None and bool((lengths == x.size(-1)).all()):
             lengths = None  # equal lengths: the plain (faster) path is exact
+        h, skips = self._conv_features(x, lengths, self.num_frames(x.size(-1)))
+        y, hidden, _ = self._head(h, skips, want_hidden)
+        return y, hidden
+
+    def _conv_features(self, x: torch.Tensor, lengths: torch.Tensor | None, out_len: int,
+                       pool: dict[int, int | None] | None = None,
+                       ) -> tuple[torch.Tensor, list[tuple[int, torch.Tensor]]]:
+        """The last block's output and the dense-skip block outputs pooled to `out_len` frames.
+
+        `pool` maps the skips to pool to their factors (default: every skip; a factor of None:
+        skip length // out_len, per row).
+        """
+        if pool is None and self.denseskips is not None:
+            pool = {i: None for i in range(len(self.denseskips))}
+        pool = pool or {}
         lens = None if lengths is None else [self.block_lengths(int(n)) for n in lengths]
         in_lens = None if lens is None else torch.tensor([[int(n), *lb[:-1]] for n, lb in zip(lengths, lens)])
-        out_len = self.num_frames(x.size(-1))
         skips: list[tuple[int, torch.Tensor]] = []  # (block, pooled block output)
         h, first = x, 0
         if lengths is None and not self.training and self._front_fusable():
-            h, pooled0 = self._front(x, out_len)
-            if self.denseskips is not None:
-                skips += [(0, pooled0), (1, self._pool_skip(h, out_len, 1, None))]
+            d0 = (pool[0] or max(1, x.size(-1) // out_len)) if 0 in pool else None
+            h, pooled0 = self._front(x, out_len, d0)
+            if pooled0 is not None:
+                skips.append((0, pooled0))
+            if 1 in pool:
+                skips.append((1, self._pool_skip(h, out_len, 1, None, pool[1])))
             first = 2
         for i in range(first, len(self.blocks)):
             h = self.blocks[i](h, None if in_lens is None else in_lens[:, i])
-            if self.denseskips is not None and i < len(self.blocks) - 1:
-                skips.append((i, self._pool_skip(h, out_len, i, lens)))
+            if i in pool:
+                skips.append((i, self._pool_skip(h, out_len, i, lens, pool[i])))
+        return h, skips
+
+    def _head(self, h: torch.Tensor, skips: list[tuple[int, torch.Tensor]], want_hidden: bool,
+              state: QRNNState | None = None) -> tuple[torch.Tensor, list[torch.Tensor], QRNNState | None]:
+        """QRNN (continuing from `state`), W, dense skips and norm_out; returns (y, hidden, QRNN state)."""
         feat = h
         if self.rnn is not None:
-            feat = self.rnn(h.permute(2, 0, 1)).permute(1, 2, 0)
+            out, state = self.rnn.forward_with_state(h.permute(2, 0, 1), state)
+            feat = out.permute(1, 2, 0)
         y = self.W(feat)
         hidden = []
         for i, pooled in skips:
@@ -246,7 +390,7 @@ class WaveFe(nn.Module):
             y = self.norm_out(y)
         if want_hidden:
             hidden += [feat, y]
-        return y, hidden
+        return y, hidden, state
 
     # ---- inference fast path for the first two blocks ------------------------------------------
 
@@ -264,8 +408,8 @@ class WaveFe(nn.Module):
             return block.conv.filters() * scale.view(-1, 1, 1), shift
         return block.conv.weight * scale.view(-1, 1, 1), block.conv.bias * scale + shift
 
-    def _front(self, x: torch.Tensor, out_len: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Blocks 1-2 (and block 1's pooled dense skip) in eval mode, in time chunks.
+    def _front(self, x: torch.Tensor, out_len: int, d0: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Blocks 1-2 (and block 1's dense skip pooled by `d0`, unless None) in eval mode, in time chunks.
 
         Block 1 runs at the full sample rate with 64 channels: tensors of 40 MB per 10 s of audio,
         whose allocation and memory traffic cost more than the convolution. Chunks of about a
@@ -276,9 +420,9 @@ class WaveFe(nn.Module):
         with torch.autocast(x.device.type, enabled=False):
             # fp32 also under autocast: these two blocks in bf16 cost more accuracy than the rest
             # of the network together (feature cosine to fp32 0.9988 instead of 0.99998).
-            return self._front_fp32(x.float(), out_len)
+            return self._front_fp32(x.float(), out_len, d0)
 
-    def _front_fp32(self, x: torch.Tensor, out_len: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _front_fp32(self, x: torch.Tensor, out_len: int, d0: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         b0, b1 = self.blocks[0], self.blocks[1]
         w0, c0 = self._folded(b0)
         w1, c1 = self._folded(b1)
@@ -287,8 +431,7 @@ class WaveFe(nn.Module):
         length0 = x.size(-1)  # block 1 keeps the length (stride 1, 'same' padding)
         length1 = b1.out_length(length0)
         s1, k1, (p1l, _) = b1.stride, b1.kernel, b1.pad
-        d0 = max(1, length0 // out_len)
-        base = d0 // math.gcd(s1, d0)  # chunk boundaries must fall on pooling-group boundaries
+        base = 1 if d0 is None else d0 // math.gcd(s1, d0)  # chunk boundaries must fall on pooling-group boundaries
         # About 1M values per chunk, and over 20480 input samples: below that PyTorch picks its
         # slow native convolution over oneDNN for the single-channel SincNet input.
         # The last chunk absorbs a remainder under that size.
@@ -305,7 +448,7 @@ class WaveFe(nn.Module):
             own = min(f1 * s1, length0)  # samples whose pooling groups this chunk owns
             a, b = max(0, min(lo, f0 * s1)), min(length0, max(hi, own))
             h0 = F.prelu(F.conv1d(xp[..., a:b + b0.kernel - 1].contiguous(), w0, c0), a0)
-            if self.denseskips is not None:
+            if d0 is not None:
                 g0, g1 = f0 * s1 // d0, min(own // d0, out_len)
                 if g1 > g0:
                     pools.append(group_mean(h0[..., g0 * d0 - a:], d0, g1 - g0))
@@ -319,8 +462,11 @@ class WaveFe(nn.Module):
         pooled = torch.cat(pools, -1) if pools else None
         return torch.cat(outs, -1), pooled
 
-    def _pool_skip(self, s: torch.Tensor, out_len: int, i: int, lens: list[list[int]] | None) -> torch.Tensor:
-        """Average non-overlapping groups of d = floor(L_skip / L_out) frames, per utterance."""
+    def _pool_skip(self, s: torch.Tensor, out_len: int, i: int, lens: list[list[int]] | None,
+                   d: int | None = None) -> torch.Tensor:
+        """Average non-overlapping groups of d = floor(L_skip / L_out) frames (unless given), per utterance."""
+        if d is not None:
+            return group_mean(s, d, out_len)
         factors = [s.size(-1) // out_len] if lens is None else [lb[i] // lb[-1] for lb in lens]
         if len(set(factors)) == 1:
             return group_mean(s, factors[0], out_len)

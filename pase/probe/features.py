@@ -152,9 +152,12 @@ def _check_finite(x: np.ndarray, item: Item, what: str) -> np.ndarray:
 
 
 def encode_items(spec: EncoderSpec, encoder: WaveFe | None, audio: ItemAudio, items: Sequence[Item],
-                 cond: Condition, *, device: str = "cpu", batch_size: int = 8,
+                 cond: Condition, *, device: str = "cpu", batch_size: int = 8, max_chunk_seconds: float = 30.0,
                  progress: Callable[[int], None] | None = None) -> list[np.ndarray]:
-    """Pooled features of `items`: one (len(items), 2 dims) array per layer (baselines: one)."""
+    """Pooled features of `items`: one (len(items), 2 dims) array per layer (baselines: one).
+
+    Items longer than `max_chunk_seconds` are encoded in pieces (`WaveFe.forward_chunked`).
+    """
     if spec.feats != "pase":
         rows = []
         for it in items:
@@ -173,7 +176,8 @@ def encode_items(spec: EncoderSpec, encoder: WaveFe | None, audio: ItemAudio, it
     for batch in plan_batches(lengths, batch_size, 120 * audio.sample_rate):
         x, n = pad_waveforms([audio.load(items[i], cond) for i in batch])
         with torch.inference_mode():
-            _, frames, hidden = encoder.forward_padded(x.to(device), n, return_hidden=True)
+            _, frames, hidden = encoder.forward_padded(x.to(device), n, return_hidden=True,
+                                                       max_chunk_seconds=max_chunk_seconds)
         hidden = [h.float().cpu().numpy() for h in hidden]
         if out is None:
             out = [[None] * len(items) for _ in hidden]

@@ -42,6 +42,7 @@ class ProbeOptions:
     bn_data: Path | None = None
     device: str = "cpu"
     batch_size: int = 8
+    max_chunk_seconds: float = 30.0  # longer items are encoded in pieces (bounded memory)
     cache_dir: Path | None = None
     progress: bool = True
 
@@ -112,7 +113,8 @@ class _Features:
         bar = tqdm(total=len(items), unit="item", desc=f"{self.spec.feats} {cond.name}",
                    disable=not self.opts.progress)
         layers = encode_items(self.spec, enc, self.audio, items, cond, device=self.opts.device,
-                              batch_size=self.opts.batch_size, progress=bar.update)
+                              batch_size=self.opts.batch_size, max_chunk_seconds=self.opts.max_chunk_seconds,
+                              progress=bar.update)
         bar.close()
         save_cached(self.opts.cache_dir, key, layers)
         return layers
