@@ -50,6 +50,7 @@ setup(
             "pase-data-dir=pase.launch:data_dir",
             "pase-make-synthetic-corpus=pase.launch:make_synthetic_corpus",
             "pase-prep-librispeech=pase.launch:prep_librispeech",
+            "pase-download-librispeech=pase.launch:download_librispeech",
             "pase-report=pase.launch:report",
             "pase-prepare-rirs=pase.launch:prepare_rirs",
             "pase-make-distortion-banks=pase.launch:make_distortion_banks",
