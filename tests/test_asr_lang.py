@@ -16,6 +16,7 @@ from pase.asr.lang import Lang, make_G, make_lang, train_bigram_arpa
 from pase.asr.score import ScoreResult, load_phone_map, per, results_line, sweep, to39
 from pase.bin import make_lang as make_lang_cli
 from pase.bin import prep_timit as prep_timit_cli
+from pase.errors import PaseError
 from pase.io import DataDir, DataDirError, PaseInputError, read_kaldi_map
 from pase.prep import timit as prep
 from pase.synth import timit as synth
@@ -439,3 +440,19 @@ def test_sweep_and_results_line():
                                     sentence_errors=180), "exp/mlp/decode_test/score_5 (standard)")
     assert line == ("%PER 18.50 [ 1335 / 7215, 150 ins, 450 del, 735 sub ] "
                     "exp/mlp/decode_test/score_5 (standard)")
+
+
+def test_check_names_everything_missing(tmp_path):
+    root = tiny_timit(tmp_path / "corpus", True)
+    lists = ["--dev_spk", str(root / "dev.list"), "--test_spk", str(root / "test.list")]
+    assert prep.check_timit(root, dev_spk=root / "dev.list", test_spk=root / "test.list") == []
+    prep_timit_cli.main([str(root), "--check", *lists])
+    (root / "dev2.list").write_text("faks0\nmzzz0\nmyyy0\n")
+    problems = prep.check_timit(root, dev_spk=root / "dev2.list", test_spk=root / "test.list")
+    assert len(problems) == 1 and re.fullmatch(r".*TEST: 2 of the 3 dev speakers \(.*dev2.list\) missing: mzzz0 myyy0",
+                                               problems[0]), problems
+    assert prep.check_timit(root, dev_spk=root / "dev2.list", test_spk=root / "test.list",
+                            allow_missing_speakers=True) == []
+    assert prep.check_timit(tmp_path / "nowhere") == [f"{tmp_path / 'nowhere'}: TIMIT directory not found"]
+    with pytest.raises(PaseError, match=r"TIMIT is incomplete: .*49 of the 50 dev speakers \(built-in list\) missing: fdac1 .*; .*23 of the 24 test"):
+        prep_timit_cli.main([str(root), "--check"])   # the standard lists: most speakers absent

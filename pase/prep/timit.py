@@ -259,6 +259,28 @@ def _select(speakers: Mapping[str, list[TimitUtterance]], wanted: Iterable[str],
     return [u for s in wanted if s in speakers for u in speakers[s]]
 
 
+def check_timit(timit_root: Path, *, dev_spk: Path | None = None, test_spk: Path | None = None,
+                allow_missing_speakers: bool = False) -> list[str]:
+    """What `timit_root` lacks for prepare_timit, one line per problem ([] when complete).
+
+    TIMIT is licensed (LDC93S1), so a recipe can only check its copy: every listed speaker
+    missing from it is named, not just the first.
+    """
+    try:
+        train_dir, test_dir = find_timit_dirs(Path(timit_root))
+        train_speakers, test_speakers = scan_split(train_dir), scan_split(test_dir)
+    except DataDirError as e:
+        return [str(e)]
+    problems = [] if train_speakers else [f"{train_dir}: no SI/SX utterances in DR*/<speaker>/"]
+    for name, path, default in (("dev", dev_spk, DEV_SPEAKERS), ("test", test_spk, CORE_TEST_SPEAKERS)):
+        wanted = list(dict.fromkeys(default if path is None else read_speaker_list(path)))
+        missing = [s for s in wanted if s not in test_speakers]
+        if len(missing) == len(wanted) or missing and not allow_missing_speakers:
+            problems.append(f"{test_dir}: {len(missing)} of the {len(wanted)} {name} speakers "
+                            f"({path or 'built-in list'}) missing: {' '.join(missing)}")
+    return problems
+
+
 def prepare_timit(timit_root: Path, data_dir: Path, *, dev_spk: Path | None = None,
                   test_spk: Path | None = None, phone_map: Path | None = None,
                   allow_missing_speakers: bool = False) -> dict[str, int]:
