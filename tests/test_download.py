@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from conftest import recipe_tree
 from pase.errors import PaseError
 from pase.prep.download import DownloadInterrupted, done_marker, get_librispeech
 from pase.prep.librispeech import prepare_subset
@@ -206,3 +207,27 @@ def test_archive_escaping_the_corpus_is_refused(mirror, tmp_path):
     with pytest.raises(PaseError, match="cannot unpack"):
         fetch(corpus, mirror)
     assert not (tmp_path / "evil.txt").exists() and not (corpus / SUBSET).exists()
+
+
+def test_recipe_stage0_downloads_from_the_mirror_option(mirror, tmp_path):
+    """egs/librispeech/pase1 stage 0 (local/download.sh) in a copy of the tree, --mirror on 127.0.0.1."""
+    path = publish(mirror, librispeech_tarball())
+    mirror.drop_after[path] = 1000
+    env = recipe_tree(tmp_path)
+    env["LIBRISPEECH"] = str(tmp_path / "LibriSpeech")
+    cmd = ["./run.sh", "--stage", "0", "--stop_stage", "0", "--mirror", mirror.url, "--download_opts", f"--subsets {SUBSET}"]
+    for _ in range(2):   # the second run finds the subset there and asks nothing
+        proc = subprocess.run(cmd, cwd=tmp_path / "egs/librispeech/pase1", env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert (tmp_path / "LibriSpeech" / SUBSET / "84").is_dir()
+    assert [r for _, r in mirror.requests] == [None, None, "bytes=1000-"]
+
+
+def test_timit_stage0_names_what_is_missing(tmp_path):
+    env = recipe_tree(tmp_path)
+    env["TIMIT"] = str(tmp_path / "nowhere")
+    proc = subprocess.run(["./run.sh", "--stage", "0", "--stop_stage", "0"], cwd=tmp_path / "egs/timit/hybrid1",
+                          env=env, capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert f"{tmp_path / 'nowhere'}: TIMIT directory not found" in proc.stdout
+    assert "licensed from the LDC" in proc.stdout

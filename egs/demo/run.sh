@@ -38,6 +38,7 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
     log "stage 2: egs/librispeech/pase1 (PASE+, demo config)"
     (cd "${recipe}" && LIBRISPEECH="${work}/corpora/librispeech/LibriSpeech" ./run.sh \
         --tag demo --train_set train_clean_5 --dump_sets "train_clean_5 dev_clean_2" \
+        --download_opts "--subsets 'train-clean-5 dev-clean-2'" \
         --local_data_opts "--subsets 'train-clean-5 dev-clean-2'" \
         --train_config conf/train_demo.yaml --stats_batches 4 --nj 2 \
         --probe_set dev_clean_2 --probe_args "--chop 2 --few 5 --test_per_class 5 --test_snr clean 5" \

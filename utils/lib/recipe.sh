@@ -4,6 +4,8 @@
 #   fresh STAMP [INPUT...]    true when STAMP exists and is newer than every INPUT (a stage is done)
 #   checkpoints DIR           DIR's FE_e<N>.ckpt files, one per line, by increasing epoch N
 #   latest_checkpoint DIR     the last of them ("" when there is none)
+#   get_corpus [OPTION...]    stage 0: local/download.sh OPTION... when the recipe has one (it
+#                             downloads, synthesises or checks the corpus), logged to data/log/download.log
 
 _recipe_log() {  # FILE LINE MESSAGE...
     local where="$(basename "$1"):$2"; shift 2
@@ -29,3 +31,13 @@ checkpoints() {
     done | sort -n | cut -d' ' -f2-
 }
 latest_checkpoint() { checkpoints "$1" | tail -n 1; }
+
+get_corpus() {
+    if [ ! -x local/download.sh ]; then
+        _recipe_log "${BASH_SOURCE[1]}" "${BASH_LINENO[0]}" "stage 0: no local/download.sh, the corpus is taken as present"
+        return 0
+    fi
+    _recipe_log "${BASH_SOURCE[1]}" "${BASH_LINENO[0]}" "stage 0: the corpus (local/download.sh${*:+ $*})"
+    mkdir -p data/log
+    local/download.sh "$@" 2>&1 | tee data/log/download.log
+}

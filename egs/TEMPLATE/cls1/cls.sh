@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Utterance classification template (speaker id, emotion, language, keywords) on frozen or
 # fine-tuned PASE/PASE+, or on MFCC / fbank baselines; shared by every egs/<task>/cls1 recipe.
-# A recipe provides local/data.sh (corpus -> data/<data_set> with utt2label), conf/ and a run.sh.
+# A recipe provides local/data.sh (corpus -> data/<data_set> with utt2label), conf/ and a run.sh,
+# and optionally local/download.sh (gets the corpus: downloads, synthesises or checks it).
 #
 # Stages (each skips itself when its outputs are complete and redoes itself when they are not;
 # every stage logs to exp/<tag>/log/ or data/log/):
+#   0  local/download.sh: get the corpus (skips what is there)           the corpus (db.sh)
 #   1  local/data.sh: corpus -> a data dir with utt2label ("utt label")   data/<data_set>
 #   2  split (pase-split-data --by label): given lists, or per-class     data/<data_set>_{train,dev,test}
 #      held-out fractions
@@ -16,10 +18,12 @@ set -euo pipefail
 
 . utils/lib/recipe.sh
 
-stage=1
+stage=0
 stop_stage=6
 tag=""                           # experiment name: exp/<tag> (default: <feats_type>_<cls_config name>[_<pooling>][_ft])
 data_set=all                     # data dir (made by local/data.sh, with utt2label) to split
+download_opts=""                 # options passed to local/download.sh (stage 0)
+mirror=""                        # corpus mirror URL, passed to local/download.sh as --mirror ("": its default)
 local_data_opts=""               # options passed to local/data.sh
 train_list=""                    # utterance ids (one per line) for training ("": the rest)
 dev_list=""                      # ... for the dev set ("": dev_fraction of each class of the rest)
@@ -75,6 +79,10 @@ encoder_ckpt() {
 }
 # Lines of utt2label (or any "utt ..." file) $2 whose utterance is listed in $1 (first column).
 filter_utts() { awk 'NR == FNR { keep[$1]; next } $1 in keep' "$1" "$2"; }
+
+if [ "${stage}" -le 0 ] && [ "${stop_stage}" -ge 0 ]; then
+    eval get_corpus "${download_opts}" '${mirror:+--mirror "${mirror}"}'
+fi
 
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
     src=data/${data_set}

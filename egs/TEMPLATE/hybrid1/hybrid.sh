@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # HMM-DNN hybrid phone recognition template (TIMIT-style), all from pip-installable Kaldi.
 # A recipe provides local/data.sh (corpus -> data/{train,dev,test} with phone transcripts), conf/
-# and a run.sh calling this script.
+# and a run.sh calling this script, and optionally local/download.sh (gets or checks the corpus).
 #
 # Stages (each skips itself when its outputs are up to date; logs in exp/*/log* and data/log):
+#   0  local/download.sh: get the corpus, or check it is complete     the corpus (db.sh)
 #   1  local/data.sh: corpus -> data dirs                            data/{train,dev,test}
 #   2  lang: lexicon, L.fst, phone bigram G.fst                       data/lang, data/lang_test_bg
 #   3  GMM-HMM: MFCC+CMVN+deltas, monophone then triphone training,
@@ -16,8 +17,9 @@ set -euo pipefail
 
 . utils/lib/recipe.sh
 
-stage=1
+stage=0
 stop_stage=6
+download_opts=""                 # options passed to local/download.sh (stage 0)
 local_data_opts=""               # options passed to local/data.sh
 feats_type=pase                  # MLP input: pase (frozen PASE+ features), or mfcc / fbank (baselines)
 fe_cfg=conf/PASE+.cfg            # encoder config for feats_type=pase
@@ -40,6 +42,10 @@ help_message="Usage: $0 [--stage N] [--stop_stage M] [--feats_type pase|mfcc|fba
 [ $# -eq 0 ] || die "unexpected arguments: $*"
 mkdir -p data/log exp
 mlp=exp/mlp_${feats_type}
+
+if [ "${stage}" -le 0 ] && [ "${stop_stage}" -ge 0 ]; then
+    eval get_corpus "${download_opts}"
+fi
 
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
     if [ -f data/test/text ] && fresh data/.stage1.done local/data.sh db.sh \

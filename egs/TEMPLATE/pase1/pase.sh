@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # PASE / PASE+ self-supervised pretraining template, shared by every egs/<corpus>/pase1 recipe.
-# A recipe provides local/data.sh (corpus -> data/<sets>), conf/ and a run.sh calling this script.
+# A recipe provides local/data.sh (corpus -> data/<sets>), conf/ and a run.sh calling this script,
+# and optionally local/download.sh (gets the corpus: downloads, synthesises or checks it).
 #
 # Stages (each skips itself when its outputs are complete and redoes itself when they are not;
 # every stage logs to exp/<tag>/log/ or data/log/):
+#   0  local/download.sh: get the corpus (skips what is there)   the corpus (db.sh)
 #   1  local/data.sh: corpus -> Kaldi data dirs                  data/<sets>
 #   2  split the training set, holding out whole speakers        data/pase_train, data/pase_valid
 #   3  worker target statistics                                  exp/<tag>/stats.json
@@ -16,11 +18,13 @@ set -euo pipefail
 
 . utils/lib/recipe.sh
 
-stage=1
+stage=0
 stop_stage=7
 tag=pase+                        # experiment name: exp/<tag>, dump/<tag>
 train_set=train                  # data dir (made by local/data.sh) to pretrain on
 dump_sets=""                     # data dirs to extract features for in stage 5 (default: train_set)
+download_opts=""                 # options passed to local/download.sh (stage 0)
+mirror=""                        # corpus mirror URL, passed to local/download.sh as --mirror ("": its default)
 local_data_opts=""               # options passed to local/data.sh
 valid_fraction=0.1               # fraction of training speakers held out for validation
 fe_cfg=conf/PASE+.cfg            # encoder config
@@ -48,6 +52,10 @@ help_message="Usage: $0 [--stage N] [--stop_stage M] [--tag T] [--train_set S] [
 exp=exp/${tag}
 dump=dump/${tag}
 mkdir -p "${exp}/log" data/log
+
+if [ "${stage}" -le 0 ] && [ "${stop_stage}" -ge 0 ]; then
+    eval get_corpus "${download_opts}" '${mirror:+--mirror "${mirror}"}'
+fi
 
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
     # Up to date: same local/data.sh options as last time, nothing newer in local/ or db.sh,

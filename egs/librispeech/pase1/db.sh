@@ -1,4 +1,6 @@
 # Where the corpora are. Override from the environment, e.g. LIBRISPEECH=/corpora/LibriSpeech.
-# The default is the synthetic LibriSpeech-layout corpus that egs/demo/run.sh makes.
+# The default is the synthetic LibriSpeech-layout corpus of egs/demo (stage 0 makes it; at any
+# other place stage 0 downloads the subsets).
 PASE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
-export LIBRISPEECH=${LIBRISPEECH:-${PASE_ROOT}/egs/demo/work/corpora/librispeech/LibriSpeech}
+SYNTHETIC_LIBRISPEECH=${PASE_ROOT}/egs/demo/work/corpora/librispeech
+export LIBRISPEECH=${LIBRISPEECH:-${SYNTHETIC_LIBRISPEECH}/LibriSpeech}

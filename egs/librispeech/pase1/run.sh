@@ -8,6 +8,7 @@ set -euo pipefail
     --tag pase+ \
     --train_set train_clean_100 \
     --dump_sets "train_clean_100 dev_clean" \
+    --download_opts "--subsets 'train-clean-100 dev-clean'" \
     --local_data_opts "--subsets 'train-clean-100 dev-clean'" \
     --fe_cfg conf/PASE+.cfg \
     --net_cfg conf/workers+.cfg \

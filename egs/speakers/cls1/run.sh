@@ -12,6 +12,7 @@ set -euo pipefail
 lists=data/local/train_clean_5_lists
 ./cls.sh \
     --data_set train_clean_5 \
+    --download_opts "--subsets train-clean-5" \
     --local_data_opts "--subset train-clean-5 --num_test 3 --num_dev 2" \
     --train_list ${lists}/train --dev_list ${lists}/dev --test_list ${lists}/test \
     --feats_type pase \

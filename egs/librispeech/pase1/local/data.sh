@@ -11,7 +11,7 @@ help_message="Usage: local/data.sh [--subsets 'train-clean-100 dev-clean'] [--se
 . ./db.sh
 if [ ! -d "${LIBRISPEECH}" ]; then
     echo "local/data.sh: LibriSpeech not found at '${LIBRISPEECH}'; set LIBRISPEECH in db.sh or the environment" >&2
-    echo "local/data.sh: (egs/demo/run.sh makes a synthetic one at the default location)" >&2
+    echo "local/data.sh: (stage 0 gets it: ./run.sh --stage 0 --stop_stage 0)" >&2
     exit 1
 fi
 seg_opt=""; [ "${segment}" = true ] && seg_opt="--segment"

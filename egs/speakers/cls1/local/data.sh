@@ -12,14 +12,10 @@ help_message="Usage: local/data.sh [--subset train-clean-5] [--num_test 3] [--nu
 . utils/parse_options.sh
 . ./path.sh
 . ./db.sh
-if [ ! -d "${LIBRISPEECH}" ]; then
-    if [ "${LIBRISPEECH}" != "${SYNTHETIC_LIBRISPEECH}/LibriSpeech" ]; then
-        echo "local/data.sh: LibriSpeech not found at '${LIBRISPEECH}'; set LIBRISPEECH in db.sh or the environment" >&2
-        exit 1
-    fi
-    # The same parameters as egs/demo/run.sh, so either reuses the other's corpus.
-    echo "local/data.sh: making the synthetic corpus ${SYNTHETIC_LIBRISPEECH}" >&2
-    pase-make-synthetic-corpus librispeech "${SYNTHETIC_LIBRISPEECH}" --jobs "$(nproc)"
+if [ ! -d "${LIBRISPEECH}/${subset}" ]; then
+    echo "local/data.sh: ${subset} not found in '${LIBRISPEECH}': run stage 0 (./run.sh --stage 0 --stop_stage 0)," \
+        "or set LIBRISPEECH in db.sh or the environment" >&2
+    exit 1
 fi
 name=${subset//-/_}
 pase-prep-librispeech "${LIBRISPEECH}" data "${subset}"

@@ -12,7 +12,7 @@ help_message="Usage: local/data.sh [--allow_missing_speakers false]"
 . ./db.sh
 if [ ! -d "${TIMIT}" ]; then
     echo "local/data.sh: TIMIT not found at '${TIMIT}'; set TIMIT in db.sh or the environment" >&2
-    echo "local/data.sh: (egs/demo/run.sh makes a synthetic one at the default location)" >&2
+    echo "local/data.sh: (stage 0 makes the synthetic one at the default location: ./run.sh --stage 0 --stop_stage 0)" >&2
     exit 1
 fi
 opts=""; [ "${allow_missing_speakers}" = true ] && opts="--allow-missing-speakers"

@@ -1,0 +1,1 @@
+../../../librispeech/pase1/local/download.sh
