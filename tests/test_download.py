@@ -1,4 +1,4 @@
-"""pase.prep.download against a real HTTP server on 127.0.0.1 serving the openSLR layout."""
+"""pase.prep.download and the recipes' stage 0 against a real HTTP server on 127.0.0.1 serving the openSLR layout."""
 from __future__ import annotations
 
 import hashlib
