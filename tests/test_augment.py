@@ -563,7 +563,8 @@ def test_prepare_rirs_openslr_tree(tmp_path):
     assert cfg["reverb_irfiles"] == sorted(cfg["reverb_irfiles"])
     d = build_distortions(out)
     assert len(d.ops["reverb"].irs) == 6
-    prepare_rirs.main(["--data_root", str(tree), "--out_cfg", str(tmp_path / "again.cfg"),
+    # The seed's data/prep spelling of the output option.
+    prepare_rirs.main(["--data_root", str(tree), "--out_file", str(tmp_path / "again.cfg"),
                        "--small_room_ratio", "0.5", "--large_room_ratio", "0", "--seed", "2"])
     assert json.loads((tmp_path / "again.cfg").read_text())["reverb_irfiles"] == cfg["reverb_irfiles"]
 

@@ -30,7 +30,8 @@ def build_parser() -> ArgumentParser:
                         "holding it")
     p.add_argument("--existing_cfg", default=None,
                    help="distortion config to start from (default: an empty one)")
-    p.add_argument("--out_cfg", type=Path, required=True, help="config to write (JSON)")
+    p.add_argument("--out_cfg", "--out_file", type=Path, required=True,
+                   help="config to write (JSON); --out_file is the seed's data/prep spelling")
     for room in ("small", "medium", "large"):
         p.add_argument(f"--{room}_room_ratio", f"--{room}-room-ratio", type=float, default=1.0,
                        help=f"fraction of the {room}-room RIRs to keep (default 1.0)")
