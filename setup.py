@@ -47,6 +47,7 @@ setup(
             "pase-train=pase.launch:train",
             "pase-compute-stats=pase.launch:compute_stats",
             "pase-split-data=pase.launch:split_data",
+            "pase-seed-data=pase.launch:seed_data",
             "pase-data-dir=pase.launch:data_dir",
             "pase-make-synthetic-corpus=pase.launch:make_synthetic_corpus",
             "pase-prep-librispeech=pase.launch:prep_librispeech",
