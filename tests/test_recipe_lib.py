@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -66,3 +67,35 @@ def test_path_sh_exports_come_from_the_launcher(tmp_path):
         assert shell_exports({"LD_PRELOAD": str(lib)}) == ""
     finally:
         launch.CANDIDATES = old
+
+
+STAGED = {"pase1/pase.sh": 7, "cls1/cls.sh": 6, "hybrid1/hybrid.sh": 6}
+
+
+@pytest.mark.parametrize("template, last", STAGED.items())
+def test_templates_list_their_stages_and_refuse_others(template, last, tmp_path):
+    """--help shows the header's stage table; a stage outside it (or not a number, or a stop
+    before the start) is an error listing it, before anything runs (no path.sh is needed)."""
+    (tmp_path / "utils").symlink_to(ROOT / "utils")
+    path = ROOT / "egs/TEMPLATE" / template
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", str(path), *args], cwd=tmp_path, capture_output=True, text=True)
+
+    def stage_numbers(text: str) -> list[str]:
+        return [line.split()[0] for line in text.splitlines() if re.match(r"^  \d+  ", line)]
+
+    proc = run("--help")
+    assert proc.returncode == 0 and "Stages:" in proc.stdout
+    assert stage_numbers(proc.stdout) == [str(n) for n in range(last + 1)]
+    for args, what in [(("--stage", str(last + 1)), f"--stage {last + 1}: not a stage of {path.name} (0-{last})"),
+                       (("--stage", "x"), "--stage x: not a stage"),
+                       (("--stop_stage", "-1"), "--stop_stage -1: not a stage"),
+                       (("--stage", "3", "--stop_stage", "2"), "--stage 3 is after --stop_stage 2")]:
+        proc = run(*args)
+        assert proc.returncode == 1 and f"ERROR: {what}" in proc.stderr, (args, proc.stderr)
+        if "not a stage" in what:
+            assert stage_numbers(proc.stderr) == [str(n) for n in range(last + 1)]
+    script = tmp_path / "ok.sh"
+    script.write_text(f". {LIB}\nstage=0; stop_stage={last}\ncheck_stages {path}\necho ok\n")
+    assert subprocess.run(["bash", str(script)], capture_output=True, text=True).stdout == "ok\n"

@@ -6,6 +6,8 @@
 #   latest_checkpoint DIR     the last of them ("" when there is none)
 #   get_corpus [OPTION...]    stage 0: local/download.sh OPTION... when the recipe has one (it
 #                             downloads, synthesises or checks the corpus), logged to data/log/download.log
+#   stages_help TEMPLATE      the stage table of TEMPLATE's header comment (its "# Stages" block)
+#   check_stages TEMPLATE     die unless $stage and $stop_stage are stages of that table, in order
 
 _recipe_log() {  # FILE LINE MESSAGE...
     local where="$(basename "$1"):$2"; shift 2
@@ -40,4 +42,28 @@ get_corpus() {
     _recipe_log "${BASH_SOURCE[1]}" "${BASH_LINENO[0]}" "stage 0: the corpus (local/download.sh${*:+ $*})"
     mkdir -p data/log
     local/download.sh "$@" 2>&1 | tee data/log/download.log
+}
+
+# The header comment is the one list of a template's stages: --help prints it, check_stages
+# takes the stage numbers from it.
+stages_help() { sed -n '/^# Stages/,/^[^#]/{/^#  /s/^# //p}' "$1"; }
+
+check_stages() {
+    local numbers first last name value
+    numbers=$(stages_help "$1" | awk '$1 ~ /^[0-9]+$/ { print $1 }')
+    first=$(head -n 1 <<< "${numbers}"); last=$(tail -n 1 <<< "${numbers}")
+    for name in stage stop_stage; do
+        value=${!name}
+        if ! [[ ${value} =~ ^[0-9]+$ ]] || [ "${value}" -lt "${first}" ] || [ "${value}" -gt "${last}" ]; then
+            _recipe_log "${BASH_SOURCE[1]}" "${BASH_LINENO[0]}" \
+                "ERROR: --${name} ${value}: not a stage of $(basename "$1") (${first}-${last}):"
+            stages_help "$1" >&2
+            exit 1
+        fi
+    done
+    if [ "${stage}" -gt "${stop_stage}" ]; then
+        _recipe_log "${BASH_SOURCE[1]}" "${BASH_LINENO[0]}" \
+            "ERROR: --stage ${stage} is after --stop_stage ${stop_stage}: nothing would run"
+        exit 1
+    fi
 }

@@ -43,8 +43,10 @@ finetune=false                   # true: train the encoder with the classifier, 
 cls_args=""                      # extra pase-cls-train arguments
 ngpu=0                           # 0: CPU; 1: train and score on a GPU
 help_message="Usage: $0 [--stage N] [--stop_stage M] [--data_set S] [--feats_type pase|mfcc|fbank] [--fe_ckpt C] ..."
+help_message+=$'\n\nStages:\n'$(stages_help "${BASH_SOURCE[0]}")
 
 . utils/parse_options.sh
+check_stages "${BASH_SOURCE[0]}"
 . ./path.sh
 . ./cmd.sh
 

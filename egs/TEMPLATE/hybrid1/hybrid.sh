@@ -35,8 +35,10 @@ gmm_lmwt="6 8 10 12"             # LM weights (1/acoustic scale) of the GMM deco
 nj=4                             # feature extraction jobs
 ngpu=0                           # 0: CPU; 1: train the MLP and decode on a GPU
 help_message="Usage: $0 [--stage N] [--stop_stage M] [--feats_type pase|mfcc|fbank] [--fe_ckpt FE.ckpt] ..."
+help_message+=$'\n\nStages:\n'$(stages_help "${BASH_SOURCE[0]}")
 
 . utils/parse_options.sh
+check_stages "${BASH_SOURCE[0]}"
 . ./path.sh
 . ./cmd.sh
 [ $# -eq 0 ] || die "unexpected arguments: $*"

@@ -42,8 +42,10 @@ extract_args=""                  # extra pase-extract arguments (e.g. --peak_nor
 probe_set=pase_valid             # data dir (utt2spk) of the speaker probe in stage 6 (default: held-out speakers; "": skip)
 probe_args="--few 5 --test_per_class 5 --test_snr clean 5"  # pase-probe options
 help_message="Usage: $0 [--stage N] [--stop_stage M] [--tag T] [--train_set S] [--dump_sets 'A B'] ..."
+help_message+=$'\n\nStages:\n'$(stages_help "${BASH_SOURCE[0]}")
 
 . utils/parse_options.sh
+check_stages "${BASH_SOURCE[0]}"
 . ./path.sh
 . ./cmd.sh
 
