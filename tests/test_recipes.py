@@ -83,6 +83,26 @@ def test_lhotse_reads_our_data_dirs(librispeech, tmp_path):
     assert {s.speaker for s in supervisions} == set(read_kaldi_map(tmp_path / "train" / "spk2utt"))
 
 
+def test_librispeech_sets_follow_the_corpus(librispeech, tmp_path):
+    """egs/librispeech/pase1/run.sh with no options prepares and splits db.sh's default corpus
+    (the synthetic one: train-clean-5, dev-clean-2); elsewhere its sets are the real subsets."""
+    env = recipe_tree(tmp_path)
+    recipe = tmp_path / "egs/librispeech/pase1"
+    shutil.copytree(librispeech, tmp_path / "egs/demo/work/corpora/librispeech/LibriSpeech")
+    proc = subprocess.run(["./run.sh", "--stage", "1", "--stop_stage", "2"], cwd=recipe, env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert DataDir.load(recipe / "data/train_clean_5").utt2spk and DataDir.load(recipe / "data/dev_clean_2").utt2spk
+    assert len(DataDir.load(recipe / "data/pase_train")) + len(DataDir.load(recipe / "data/pase_valid")) == 9
+    proc = subprocess.run(["./run.sh", "--help"], cwd=recipe, env=dict(env, LIBRISPEECH=str(tmp_path / "real")),
+                          capture_output=True, text=True)
+    assert "--train-set train_clean_100\n" in proc.stdout and "--dump-sets train_clean_100\\ dev_clean\n" in proc.stdout
+    for script in ("local/data.sh", "local/download.sh"):
+        usage = subprocess.run([script, "--help"], cwd=recipe, env=dict(env, LIBRISPEECH=str(tmp_path / "real")),
+                               capture_output=True, text=True).stdout
+        assert "--subsets 'train-clean-100 dev-clean'" in usage, usage
+
+
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path):
     """egs/demo/run.sh in a copy of the tree (the recipes run in place, Kaldi-style)."""

@@ -4,3 +4,11 @@
 PASE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 SYNTHETIC_LIBRISPEECH=${PASE_ROOT}/egs/demo/work/corpora/librispeech
 export LIBRISPEECH=${LIBRISPEECH:-${SYNTHETIC_LIBRISPEECH}/LibriSpeech}
+# The subsets the recipe uses follow the corpus (run.sh's sets, local/*.sh's defaults): the
+# synthetic corpus has train-clean-5/dev-clean-2 (LibriSpeech's mini subsets), a real copy
+# the original's train-clean-100/dev-clean. Override from the environment.
+if [ "${LIBRISPEECH}" = "${SYNTHETIC_LIBRISPEECH}/LibriSpeech" ]; then
+    export TRAIN_SUBSET=${TRAIN_SUBSET:-train-clean-5} DEV_SUBSET=${DEV_SUBSET:-dev-clean-2}
+else
+    export TRAIN_SUBSET=${TRAIN_SUBSET:-train-clean-100} DEV_SUBSET=${DEV_SUBSET:-dev-clean}
+fi

@@ -3,12 +3,12 @@
 # -> data/<subset with _ for ->, e.g. data/train_clean_100. Optionally also data/<subset>_seg:
 # speech segments found by the original's energy-based segmentation.
 set -euo pipefail
-subsets="train-clean-100 dev-clean"
+. ./db.sh
+subsets="${TRAIN_SUBSET} ${DEV_SUBSET}"    # db.sh: the subsets of its corpus
 segment=false
-help_message="Usage: local/data.sh [--subsets 'train-clean-100 dev-clean'] [--segment true|false]"
+help_message="Usage: local/data.sh [--subsets '${subsets}'] [--segment true|false]"
 . utils/parse_options.sh
 . ./path.sh
-. ./db.sh
 if [ ! -d "${LIBRISPEECH}" ]; then
     echo "local/data.sh: LibriSpeech not found at '${LIBRISPEECH}'; set LIBRISPEECH in db.sh or the environment" >&2
     echo "local/data.sh: (stage 0 gets it: ./run.sh --stage 0 --stop_stage 0)" >&2

@@ -4,12 +4,12 @@
 # reuses the other's corpus); anywhere else they are downloaded from an openSLR-layout mirror by
 # pase-download-librispeech (resumable, MD5-checked; a subset already there costs no request).
 set -euo pipefail
-subsets="train-clean-100 dev-clean"
+. ./db.sh
+subsets="${TRAIN_SUBSET} ${DEV_SUBSET}"    # db.sh: the subsets of its corpus
 mirror=""                        # base URL of <subset>.tar.gz and md5sum.txt ("": openSLR resource 12)
-help_message="Usage: local/download.sh [--subsets 'train-clean-100 dev-clean'] [--mirror URL]"
+help_message="Usage: local/download.sh [--subsets '${subsets}'] [--mirror URL]"
 . utils/parse_options.sh
 . ./path.sh
-. ./db.sh
 if [ "${LIBRISPEECH}" != "${SYNTHETIC_LIBRISPEECH}/LibriSpeech" ]; then
     # shellcheck disable=SC2086
     exec pase-download-librispeech "${LIBRISPEECH}" ${subsets} ${mirror:+--mirror "${mirror}"}
