@@ -12,7 +12,6 @@ Multi-GPU / multi-node: launch with torchrun; each rank trains on its own share 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 from pathlib import Path
@@ -27,7 +26,8 @@ from pase.bin.common import (ArgumentParser, add_device_options, add_encoder_opt
 from pase.config import ConfigError, load_config
 from pase.data import (ChunkDataset, EpochSampler, batches_per_epoch_from_duration, make_loader,
                        utterance_durations)
-from pase.io import DataDir, DataDirError, Utterance
+from pase.io import DataDir, DataDirError
+from pase.io.data_cfg import load_data_cfg
 from pase.models.frontend import wf_builder
 from pase.models.workers import build_workers, target_specs
 from pase.targets import TargetBank
@@ -46,8 +46,8 @@ def build_parser() -> ArgumentParser:
     d.add_argument("--valid_data", type=Path, help="Kaldi data dir for validation (held-out speakers)")
     d.add_argument("--data_cfg", type=Path, help="the original's data-cfg JSON (instead of data dirs)")
     d.add_argument("--data_root", type=Path, help="wav root for --data_cfg")
-    d.add_argument("--chunk_size", type=int, default=32000, help="samples per chunk")
-    d.add_argument("--random_scale", type=str2bool, default=True, help="True/False: peak-normalise and scale by U(0,1)")
+    d.add_argument("--chunk_size", type=int, default=16000, help="samples per chunk")
+    d.add_argument("--random_scale", type=str2bool, default=False, help="True/False: peak-normalise and scale by U(0,1)")
     d.add_argument("--num_workers", type=int, default=2, help="DataLoader processes per rank")
     d.add_argument("--batches_per_epoch", type=int, default=None,
                    help="override the original's rule (total train duration // chunk_size // batch_size)")
@@ -59,14 +59,16 @@ def build_parser() -> ArgumentParser:
     m.add_argument("--dtrans_root", type=Path, help="root for the distortion config's relative paths "
                    "(default: its data_root key)")
     o = p.add_argument_group("optimisation")
-    o.add_argument("--batch_size", type=int, default=16, help="chunks per batch per rank")
-    o.add_argument("--epoch", type=int, default=100, help="number of epochs")
-    o.add_argument("--fe_lr", type=float, default=1e-3, help="encoder learning rate")
-    o.add_argument("--min_lr", type=float, default=5e-4, help="learning rate of every worker")
-    o.add_argument("--lr_mode", choices=LR_MODES, default="poly")
+    o.add_argument("--batch_size", type=int, default=100, help="chunks per batch per rank")
+    o.add_argument("--epoch", type=int, default=1000, help="number of epochs")
+    o.add_argument("--fe_lr", type=float, default=1e-4, help="encoder learning rate")
+    o.add_argument("--min_lr", type=float, default=4e-4, help="learning rate of every worker")
+    o.add_argument("--lr_mode", choices=LR_MODES, default="step")
     o.add_argument("--lrdec_step", type=int, default=30, help="epochs per decay in step mode")
     o.add_argument("--lrdecay", type=float, default=0.1, help="decay factor in step mode")
-    o.add_argument("--warmup", type=int, default=0, help="linear LR warmup iterations")
+    o.add_argument("--warmup", type=int, default=None,
+                   help="accepted and ignored, as in the original (the seed's PASE+ command passes 10000000)")
+    o.add_argument("--warmup_steps", type=int, default=0, help="linear warm-up of every LR over N iterations")
     o.add_argument("--fe_freeze_steps", type=int, default=0,
                    help="keep the encoder fixed for the first N iterations while the workers learn")
     o.add_argument("--fe_warmup_steps", type=int, default=0,
@@ -81,24 +83,11 @@ def build_parser() -> ArgumentParser:
     r.add_argument("--do_eval", action="store_true", help="validate after every epoch")
     r.add_argument("--valid_batches", type=int, default=None, help="validation batches (default: by duration)")
     r.add_argument("--tensorboard", type=str2bool, default=True, help="True/False")
-    r.add_argument("--log_freq", type=int, default=10, help="TensorBoard logging period (iterations)")
+    r.add_argument("--log_freq", type=int, default=100, help="logging period (iterations)")
     r.add_argument("--no_continue", action="store_true", help="start over instead of resuming")
     add_device_options(r)
     r.add_argument("--no_progress", action="store_true")
     return p
-
-
-def data_from_cfg(cfg_path: Path, root: Path | None, split: str) -> DataDir:
-    """A DataDir from the original data-cfg JSON ({split: {"data": [{"filename", "spk"}]}})."""
-    if root is None:
-        raise ConfigError("--data_cfg needs --data_root")
-    try:
-        entries = json.loads(cfg_path.read_text())[split]["data"]
-        utts = [Utterance(Path(e["filename"]).stem, str(root / e["filename"]), None, None, str(e["spk"]))
-                for e in entries]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
-        raise ConfigError(f"{cfg_path}: not an original data cfg with a {split!r} split ({e})") from e
-    return DataDir(cfg_path, sorted(utts, key=lambda u: u.utt_id.encode()))
 
 
 def setup_distributed(args: argparse.Namespace) -> tuple[torch.device, int, int]:
@@ -120,13 +109,13 @@ def main(argv: list[str] | None = None) -> Trainer:
     torch.manual_seed(args.seed)  # same initial weights for the same seed (DDP then syncs rank 0's)
     if args.train_data is None and args.data_cfg is None:
         raise ConfigError("give --train_data (a Kaldi data dir) or --data_cfg with --data_root")
-    train = DataDir.load(args.train_data) if args.train_data else data_from_cfg(args.data_cfg, args.data_root, "train")
+    train = DataDir.load(args.train_data) if args.train_data else load_data_cfg(args.data_cfg, args.data_root, "train")
     valid = None
     if args.do_eval:
         if args.valid_data:
             valid = DataDir.load(args.valid_data)
         elif args.data_cfg:
-            valid = data_from_cfg(args.data_cfg, args.data_root, "valid")
+            valid = load_data_cfg(args.data_cfg, args.data_root, "valid")
         else:
             raise ConfigError("--do_eval needs --valid_data (or --data_cfg with a 'valid' split)")
 
@@ -161,14 +150,16 @@ def main(argv: list[str] | None = None) -> Trainer:
     valid_loader, vbpe = (loader(valid, args.seed + 1, args.valid_batches) if valid else (None, 0))
     opts = TrainOptions(epochs=args.epoch, batches_per_epoch=bpe, valid_batches=vbpe, fe_lr=args.fe_lr,
                         min_lr=args.min_lr, lr_mode=args.lr_mode, lrdec_step=args.lrdec_step,
-                        lrdecay=args.lrdecay, warmup=args.warmup, fe_freeze_steps=args.fe_freeze_steps,
+                        lrdecay=args.lrdecay, warmup_steps=args.warmup_steps, fe_freeze_steps=args.fe_freeze_steps,
                         fe_warmup_steps=args.fe_warmup_steps, backprop_mode=args.backprop_mode,
                         amp=args.amp, grad_clip=args.grad_clip, max_nonfinite=args.max_nonfinite,
                         seed=args.seed, log_freq=args.log_freq, tensorboard=args.tensorboard,
                         progress=not args.no_progress)
-    if args.warmup >= args.epoch * bpe > 0:
-        log.warning("--warmup %d >= the run's %d iterations: the LR never reaches its base value "
-                    "(the original ignored --warmup, so its 10000000 was a no-op)", args.warmup, args.epoch * bpe)
+    if args.warmup is not None:
+        log.info("--warmup %d ignored, as in the original (a real warm-up is --warmup_steps)", args.warmup)
+    if args.warmup_steps >= args.epoch * bpe > 0:
+        log.warning("--warmup_steps %d >= the run's %d iterations: the LR never reaches its base value",
+                    args.warmup_steps, args.epoch * bpe)
     trainer = Trainer(model, opts, args.save_path, device, rank=rank, world_size=world)
     run_cfg = {"fe_cfg": encoder.config, "net_cfg": workers_cfg, "chunk_size": args.chunk_size,
                "dtrans_cfg": load_config(args.dtrans_cfg) if model.distort is not None else None,

@@ -45,7 +45,7 @@ class TrainOptions:
     lr_mode: str = "poly"
     lrdec_step: int = 30
     lrdecay: float = 0.1
-    warmup: int = 0
+    warmup_steps: int = 0
     fe_freeze_steps: int = 0
     fe_warmup_steps: int = 0
     backprop_mode: str = "base"
@@ -243,7 +243,7 @@ class Trainer:
     def _set_lr(self) -> float:
         total = self.opts.epochs * self.opts.batches_per_epoch
         f = lr_factor(self.opts.lr_mode, self.step, total, steps_per_epoch=self.opts.batches_per_epoch,
-                      lrdec_step=self.opts.lrdec_step, lrdecay=self.opts.lrdecay, warmup=self.opts.warmup)
+                      lrdec_step=self.opts.lrdec_step, lrdecay=self.opts.lrdecay, warmup=self.opts.warmup_steps)
         fe = fe_factor(self.step, freeze_steps=self.opts.fe_freeze_steps, warmup_steps=self.opts.fe_warmup_steps)
         self.fe_lr_now = self.opts.fe_lr * f * fe
         for opt, (name, _, base) in zip(self.optimizers, self.parts):
