@@ -164,8 +164,9 @@ def finalize_dump(data_dir: DataDir, dump_dir: Path, out_data_dir: Path, shard_s
                   skipped: dict[str, str]) -> None:
     """Merge shard scps, write per-speaker CMVN stats and the output data dir.
 
-    The output data dir is a copy of the input restricted to the utterances that have features,
-    plus feats.scp, utt2num_frames and cmvn.scp (Kaldi's compute-cmvn-stats --spk2utt layout).
+    The output data dir is a copy of the input (every utt2*/spk2* file too, e.g. utt2label)
+    restricted to the utterances that have features, plus feats.scp, utt2num_frames and cmvn.scp
+    (Kaldi's compute-cmvn-stats --spk2utt layout): one contract for every feature type.
     """
     merged: dict[str, str] = {}
     for scp in shard_scps:
@@ -184,7 +185,7 @@ def finalize_dump(data_dir: DataDir, dump_dir: Path, out_data_dir: Path, shard_s
         cmvn[spk] = compute_cmvn_stats(mats)
     write_matrix_ark_scp(absolute(dump_dir / "cmvn.ark"), dump_dir / "cmvn.scp", sorted(cmvn.items()),
                          dtype=np.float64)
-    copy_data_dir(data_dir.path, out_data_dir, utt_ids=kept)
+    copy_data_dir(data_dir.path, out_data_dir, utt_ids=kept, carry_all=True)
     write_kaldi_map(out_data_dir / "feats.scp", merged)
     write_kaldi_map(out_data_dir / "utt2num_frames", num_frames)
     write_kaldi_map(out_data_dir / "cmvn.scp", read_kaldi_map(dump_dir / "cmvn.scp"))

@@ -18,7 +18,8 @@ import torchaudio
 
 from pase.asr.align import GraphCompiler, align, read_alignments, write_alignments
 from pase.asr.decode import Decoder
-from pase.asr.features import FEAT_DIM, add_deltas, mfcc, mfcc_cmvn_deltas, read_feats
+from pase.asr.features import FEAT_DIM, mfcc, mfcc_cmvn_deltas, read_feats
+from pase.kaldi_feats import add_deltas
 from pase.asr.gmm import (GmmSystem, context_dependency_bytes, convert_alignments,
                           equal_alignments, train_mono, train_tri)
 from pase.asr.graph import make_hclg

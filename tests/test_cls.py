@@ -21,7 +21,6 @@ from pase.bin.train import main as pretrain_main
 from pase.cls import (ClassifierError, ClassifierHead, HeadConfig, LabelError, TrainOptions, class_inventory,
                       load_classifier, load_features, next_lr, read_labels, score_features, score_waveforms,
                       sentence_decision, train_frozen)
-from pase.cls.features import dump_features
 from pase.config import ConfigError
 from pase.io import DataDir, copy_data_dir, read_audio, read_kaldi_map, write_kaldi_map
 from pase.prep.librispeech import prepare_subset
@@ -52,7 +51,8 @@ def mfcc(speakers, tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("mfcc")
     out = {}
     for name, d in speakers.items():
-        dump_features(DataDir.load(d), "mfcc", {"num_ceps": 13}, root / "dump" / name, root / name)
+        extract_main([str(d), str(root / "dump" / name), "--out_data_dir", str(root / name),
+                      "--feats_type", "mfcc", "--no_progress"])
         out[name] = root / name
     return out
 
@@ -157,8 +157,10 @@ def test_mfcc_layout_and_speaker_id_well_above_chance(speakers, mfcc, tmp_path, 
     utt = DataDir.load(speakers["test"]).utterances[0]
     direct = kaldi.mfcc(torch.from_numpy(read_audio(utt.source) * 32768.0)[None], num_ceps=13).numpy()
     np.testing.assert_allclose(load_features(mfcc["test"])[utt.utt_id], direct, rtol=1e-5, atol=1e-4)
+    bad = tmp_path / "mfcc.yaml"
+    bad.write_text("num_cepz: 13\n")
     with pytest.raises(ConfigError, match="unknown config key.*'num_cepz'"):
-        dump_features(DataDir.load(speakers["test"]), "mfcc", {"num_cepz": 13}, tmp_path / "d", tmp_path / "o")
+        extract_main([str(speakers["test"]), str(tmp_path / "d"), "--feats_type", "mfcc", "--feats_config", str(bad)])
     m = train_and_report(mfcc["train"], mfcc["dev"], mfcc["test"], tmp_path / "exp")
     assert m["utterances"] == 8 and m["chance"] == 0.25
     assert m["accuracy"] >= 0.75, m
@@ -270,7 +272,6 @@ def test_pase_features_from_short_pretraining_above_chance(speakers, pretrained,
         dirs[name] = tmp_path / f"{name}_pase"
         extract_main([str(d), str(tmp_path / "dump" / name), "--out-data-dir", str(dirs[name]),
                       "--config", str(cfg), "--ckpt", str(ckpt), "--no-progress"])
-        shutil.copy(d / "utt2label", dirs[name] / "utt2label")  # as cls.sh does after pase-extract
     m = train_and_report(dirs["train"], dirs["dev"], dirs["test"], tmp_path / "exp")
     assert m["accuracy"] >= 2 * m["chance"], m  # 0.75 measured (an untrained encoder: 0.25)
 

@@ -16,14 +16,13 @@ from pathlib import Path
 import kaldiio
 import numpy as np
 import torch
-import torchaudio
 
 from pase.io import ArkScpWriter, DataDir, apply_cmvn, compute_cmvn_stats, read_audio
 from pase.io.errors import PaseInputError
+from pase.kaldi_feats import add_deltas, kaldi_features
 
 FEAT_DIM = 39
-# Kaldi reads 16-bit PCM as integers; its energy floor and log compression assume that scale.
-_INT16_SCALE = 32768.0
+GMM_MFCC = {"num_ceps": 13, "use_energy": False, "dither": 0.0, "snip_edges": True}
 
 
 @contextmanager
@@ -44,49 +43,7 @@ def torch_single_thread() -> Iterator[None]:
 
 def mfcc(wave: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
     """13 Kaldi MFCCs (25 ms / 10 ms, snip_edges, no energy, no dither) of a float waveform."""
-    x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32) * _INT16_SCALE)
-    return torchaudio.compliance.kaldi.mfcc(
-        x[None], sample_frequency=float(sample_rate), num_ceps=13, use_energy=False, dither=0.0,
-        snip_edges=True).numpy()
-
-
-def fbank(wave: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
-    """40 Kaldi log mel filterbank energies (25 ms / 10 ms, snip_edges, no dither)."""
-    x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32) * _INT16_SCALE)
-    return torchaudio.compliance.kaldi.fbank(
-        x[None], sample_frequency=float(sample_rate), num_mel_bins=40, dither=0.0,
-        snip_edges=True).numpy()
-
-
-def delta_windows(order: int = 2, window: int = 2) -> list[np.ndarray]:
-    """Kaldi's DeltaFeatures scales: order i is the order-(i-1) window convolved with the
-    first-order one, so every order reads the (edge-clamped) input directly."""
-    base = np.arange(-window, window + 1, dtype=np.float64)
-    base /= np.sum(base**2)
-    scales = [np.ones(1)]
-    for _ in range(order):
-        scales.append(np.convolve(scales[-1], base))
-    return scales
-
-
-def add_deltas(feats: np.ndarray, order: int = 2, window: int = 2) -> np.ndarray:
-    """Kaldi ``add-deltas``: ``(T, D) -> (T, D * (order + 1))``, frames clamped at the edges.
-
-    Applying a first-order delta twice (e.g. torchaudio's ``compute_deltas``) differs from this
-    in the first and last ``window`` frames of the second order, because Kaldi clamps the input,
-    not the intermediate deltas.
-    """
-    feats = np.asarray(feats, dtype=np.float64)
-    scales = delta_windows(order, window)
-    half = (len(scales[-1]) - 1) // 2
-    padded = np.concatenate([np.repeat(feats[:1], half, 0), feats,
-                             np.repeat(feats[-1:], half, 0)])
-    t = feats.shape[0]
-    out = []
-    for scale in scales:
-        offset = half - (len(scale) - 1) // 2
-        out.append(sum(s * padded[offset + j:offset + j + t] for j, s in enumerate(scale) if s))
-    return np.concatenate(out, axis=1).astype(np.float32)
+    return kaldi_features(wave, "mfcc", GMM_MFCC, sample_rate)
 
 
 def cmvn_deltas(raw: Mapping[str, np.ndarray], utt2spk: Mapping[str, str]
@@ -104,18 +61,15 @@ def cmvn_deltas(raw: Mapping[str, np.ndarray], utt2spk: Mapping[str, str]
     return {u: out[u] for u in raw}
 
 
-def mfcc_cmvn_deltas(data: DataDir, kind: str = "mfcc") -> dict[str, np.ndarray]:
-    """GMM features ``utt -> (T, 39) float32`` of every utterance of ``data``; ``kind="fbank"``
-    gives 40 filterbank energies with the same normalisation and deltas (T, 120), a baseline
-    input for the hybrid MLP."""
-    extract = {"mfcc": mfcc, "fbank": fbank}[kind]
+def mfcc_cmvn_deltas(data: DataDir) -> dict[str, np.ndarray]:
+    """GMM features ``utt -> (T, 39) float32`` of every utterance of ``data``."""
     raw = {}
     with torch_single_thread():
         for utt in data.utterances:
             wave = read_audio(utt.source, start=utt.start, end=utt.end, name=utt.utt_id)
             if len(wave) < 400:
                 raise PaseInputError(f"{data.path}: {utt.utt_id}: shorter than one 25 ms frame")
-            raw[utt.utt_id] = extract(wave)
+            raw[utt.utt_id] = mfcc(wave)
     return cmvn_deltas(raw, data.utt2spk)
 
 

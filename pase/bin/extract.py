@@ -1,9 +1,13 @@
-"""pase-extract: dump PASE/PASE+ features of a Kaldi data dir as ark/scp.
+"""pase-extract: dump PASE/PASE+, MFCC or fbank features of a Kaldi data dir as ark/scp.
 
     pase-extract data/test dump/test --fe_cfg cfg/frontend/PASE+.cfg --fe_ckpt FE_e199.ckpt
+    pase-extract data/test dump/mfcc/test --feats_type mfcc --feats_config conf/mfcc.yaml
 
-writes dump/test/feats.{ark,scp}, dump/test/cmvn.{ark,scp} (per speaker) and the data dir
-data/test_pase (a copy of data/test with feats.scp, cmvn.scp and utt2num_frames).
+Every feature type gives the same outputs: dump/test/feats.{ark,scp}, dump/test/cmvn.{ark,scp}
+(per speaker) and the data dir data/test_<feats_type>: a copy of data/test (with every utt2* and
+spk2* file, e.g. utt2label) plus feats.scp, cmvn.scp and utt2num_frames. --feats_config holds
+options of torchaudio.compliance.kaldi.mfcc / .fbank under Kaldi's names (num_ceps, num_mel_bins,
+frame_length, dither, ...) and delta_order (Kaldi's add-deltas); without it Kaldi's defaults hold.
 With --nj N it runs N local jobs, each on a contiguous shard, writing feats.JOB.{ark,scp};
 --job J runs only shard J (for external schedulers such as Slurm arrays) and skips the merge.
 An encoder config given as --config (this command's older spelling) is still taken as --fe_cfg.
@@ -18,11 +22,13 @@ import sys
 from pathlib import Path
 
 from pase.bin.common import (ArgumentParser, add_device_options, add_encoder_options, run_main,
-                             setup_device)
+                             set_threads, setup_device)
 from pase.errors import PaseError
 from pase.extraction import (ExtractOptions, FeatureExtractor, absolute, finalize_dump, reestimate_on_data,
                              shard_paths)
+from pase.config import load_config
 from pase.io import DataDir, read_kaldi_map, write_kaldi_map
+from pase.kaldi_feats import FEATURE_FUNCTIONS, KaldiFeatureExtractor, feature_options
 from pase.models.frontend import wf_builder
 
 log = logging.getLogger("pase-extract")
@@ -33,7 +39,11 @@ def build_parser() -> ArgumentParser:
     p.add_argument("data_dir", type=Path, help="Kaldi data dir (wav.scp, optional utt2spk, segments)")
     p.add_argument("dump_dir", type=Path, help="where feats.{ark,scp} and cmvn.{ark,scp} go")
     p.add_argument("--out_data_dir", type=Path, default=None,
-                   help="output data dir (default: <data_dir>_pase)")
+                   help="output data dir (default: <data_dir>_<feats_type>)")
+    p.add_argument("--feats_type", choices=("pase", *FEATURE_FUNCTIONS), default="pase",
+                   help="pase: the encoder's features; mfcc / fbank: Kaldi's (torchaudio)")
+    p.add_argument("--feats_config", "--feat_config", type=Path, default=None,
+                   help="YAML of mfcc/fbank options (Kaldi's names, and delta_order)")
     add_encoder_options(p)
     p.add_argument("--random_init", action="store_true",
                    help="run an untrained encoder (pipeline checks only; the features mean nothing)")
@@ -67,17 +77,34 @@ def load_encoder(args: argparse.Namespace):
     return encoder
 
 
-def run_job(args: argparse.Namespace, data: DataDir, job: int) -> dict[str, str]:
+def kaldi_options(args: argparse.Namespace) -> dict:
+    """The checked --feats_config of an mfcc/fbank dump (empty: Kaldi's defaults)."""
+    options = load_config(args.feats_config) if args.feats_config else {}
+    return feature_options(args.feats_type, options)
+
+
+def make_extractor(args: argparse.Namespace, data: DataDir) -> FeatureExtractor | KaldiFeatureExtractor:
+    """The extractor of --feats_type; both write ark/scp through the same `run`."""
+    if args.feats_type != "pase":
+        set_threads(args)
+        return KaldiFeatureExtractor(args.feats_type, kaldi_options(args), peak_norm=args.peak_norm,
+                                     skip_bad=args.skip_bad, progress=not args.no_progress)
+    if args.feats_config is not None:
+        raise PaseError("--feats_config is for --feats_type mfcc/fbank; the encoder's config is --fe_cfg")
     opts = ExtractOptions(device=str(setup_device(args)), bf16=args.bf16, peak_norm=args.peak_norm,
                           batch_size=args.batch_size, max_batch_seconds=args.max_batch_seconds,
                           max_chunk_seconds=args.max_chunk_seconds, skip_bad=args.skip_bad,
                           progress=not args.no_progress)
-    utts = data.shard(args.nj, job) if args.nj > 1 else data.utterances
-    ark, scp = shard_paths(args.dump_dir, args.nj, job)
     encoder = load_encoder(args)
     if args.bn_reestimate:
         reestimate_on_data(encoder, data, opts)
-    frames, skipped = FeatureExtractor(encoder, opts).run(utts, absolute(ark), scp)
+    return FeatureExtractor(encoder, opts)
+
+
+def run_job(args: argparse.Namespace, data: DataDir, job: int) -> dict[str, str]:
+    utts = data.shard(args.nj, job) if args.nj > 1 else data.utterances
+    ark, scp = shard_paths(args.dump_dir, args.nj, job)
+    frames, skipped = make_extractor(args, data).run(utts, absolute(ark), scp)
     log.info("job %d/%d: %d utterances, %d frames -> %s (%d skipped)", job, args.nj, len(frames),
              sum(frames.values()), ark, len(skipped))
     return skipped
@@ -129,9 +156,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.nj == 1:
         skipped = run_job(args, data, 1)
     else:
-        load_encoder(args)  # fail fast on a bad config/checkpoint before spawning jobs
+        if args.feats_type == "pase":  # fail fast on a bad config/checkpoint before spawning jobs
+            load_encoder(args)
+        else:
+            kaldi_options(args)
         skipped = spawn_jobs(args, argv)
-    out_dir = args.out_data_dir or args.data_dir.parent / f"{args.data_dir.name}_pase"
+    out_dir = args.out_data_dir or args.data_dir.parent / f"{args.data_dir.name}_{args.feats_type}"
     scps = [shard_paths(args.dump_dir, args.nj, j)[1] for j in range(1, args.nj + 1)]
     finalize_dump(data, args.dump_dir, out_dir, scps, skipped)
     log.info("features: %s; data dir: %s", args.dump_dir / "feats.scp", out_dir)

@@ -1,11 +1,10 @@
 """Downstream utterance classification (speaker id, emotion, language, keywords) on PASE features.
 
-Frozen features (pase-extract, or the MFCC/fbank baselines of pase-cls-features) or a fine-tuned
+Frozen features (pase-extract --feats_type pase, or the MFCC/fbank baselines) or a fine-tuned
 encoder; the frame classifier of the original's speaker-id and emotion scripts, or statistics
 pooling. Recipe: egs/TEMPLATE/cls1/cls.sh.
 """
-from pase.cls.features import (LABELS, LabelError, class_inventory, dump_features, kaldi_features,
-                               load_features, read_classes, read_labels)
+from pase.cls.features import LABELS, LabelError, class_inventory, load_features, read_classes, read_labels
 from pase.cls.model import (POOLINGS, ClassifierError, ClassifierHead, FinetuneClassifier, HeadConfig,
                             build_finetune, load_classifier, save_classifier)
 from pase.cls.train import (TrainOptions, fit, next_lr, score_features, score_waveforms, sentence_decision,
@@ -13,8 +12,8 @@ from pase.cls.train import (TrainOptions, fit, next_lr, score_features, score_wa
 
 __all__ = [
     "LABELS", "POOLINGS", "ClassifierError", "ClassifierHead", "FinetuneClassifier", "HeadConfig",
-    "LabelError", "TrainOptions", "build_finetune", "class_inventory", "dump_features", "fit",
-    "kaldi_features", "load_classifier", "load_features", "next_lr", "read_classes", "read_labels",
+    "LabelError", "TrainOptions", "build_finetune", "class_inventory", "fit",
+    "load_classifier", "load_features", "next_lr", "read_classes", "read_labels",
     "save_classifier", "score_features", "score_waveforms", "sentence_decision", "train_finetune",
     "train_frozen",
 ]

@@ -1,32 +1,23 @@
 """What the utterance classifiers read: frame features (ark/scp) and utterance labels (utt2label).
 
-The MFCC / fbank baselines are computed with torchaudio's Kaldi-compatible functions and written
-in exactly the layout pase-extract writes (dump/<set>/feats.{ark,scp}, cmvn.{ark,scp}, and a data
-dir with feats.scp, cmvn.scp, utt2num_frames), so the classifier reads PASE features and the
-baselines the same way. Labels live in `utt2label` ("utt label" lines) next to the data dir files.
+PASE features and the MFCC / fbank baselines all come from pase-extract (--feats_type), whose
+output data dir carries utt2label, so the classifier reads every feature type the same way.
+Labels live in `utt2label` ("utt label" lines) next to the data dir files.
 """
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
 import kaldiio
 import numpy as np
-import torch
-import torchaudio.compliance.kaldi as kaldi
 
-from pase.config import ConfigError, check_keys
-from pase.extraction import absolute, finalize_dump
-from pase.io import (ArkScpWriter, AudioError, DataDir, DataDirError, PaseInputError, read_audio,
-                     read_kaldi_map, write_kaldi_map)
+from pase.io import DataDirError, PaseInputError, read_kaldi_map
 
 log = logging.getLogger(__name__)
 
 LABELS = "utt2label"
-FEATURE_FUNCTIONS = {"mfcc": kaldi.mfcc, "fbank": kaldi.fbank}
 _MAX_SHOWN = 5
 
 
@@ -38,59 +29,6 @@ def few(items: Iterable[str]) -> str:
     items = list(items)
     shown = ", ".join(repr(i) for i in items[:_MAX_SHOWN])
     return shown + (", ..." if len(items) > _MAX_SHOWN else "")
-
-
-def feature_options(kind: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    """Check `options` against the torchaudio function's own keyword arguments (Kaldi's names)."""
-    if kind not in FEATURE_FUNCTIONS:
-        raise ConfigError(f"unknown feature type {kind!r}; choose one of {', '.join(FEATURE_FUNCTIONS)}")
-    allowed = set(inspect.signature(FEATURE_FUNCTIONS[kind]).parameters) - {"waveform", "sample_frequency"}
-    check_keys(dict(options), allowed, f"{kind} options")
-    return dict(options)
-
-
-def kaldi_features(wav: np.ndarray, kind: str, options: Mapping[str, Any], sample_rate: int) -> np.ndarray:
-    """(frames, dims) float32 features of a float waveform in [-1, 1].
-
-    Kaldi reads 16-bit samples unscaled, so the waveform is scaled to that range first: the log
-    energies (and energy_floor) then mean what they mean in Kaldi.
-    """
-    x = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32) * 32768.0).unsqueeze(0)
-    return FEATURE_FUNCTIONS[kind](x, sample_frequency=sample_rate, **options).numpy()
-
-
-def dump_features(data: DataDir, kind: str, options: Mapping[str, Any], dump_dir: Path, out_data_dir: Path,
-                  *, sample_rate: int = 16000, skip_bad: bool = False) -> int:
-    """Write `kind` features of every utterance as pase-extract does; returns how many were written.
-
-    utt2label, when the input data dir has one, is copied for the utterances that got features.
-    """
-    options = feature_options(kind, options)
-    window = int(sample_rate * options.get("frame_length", 25.0) / 1000)
-    dump_dir.mkdir(parents=True, exist_ok=True)
-    skipped: dict[str, str] = {}
-    ark, scp = dump_dir / "feats.ark", dump_dir / "feats.scp"
-    with ArkScpWriter(absolute(ark), scp) as writer:
-        for utt in data.utterances:
-            try:
-                wav = read_audio(utt.source, sample_rate=sample_rate, start=utt.start, end=utt.end,
-                                 name=utt.utt_id)
-                if len(wav) < window:  # torchaudio would fail with a bare assertion
-                    raise AudioError(f"utterance {utt.utt_id!r} ({utt.source}): {len(wav)} samples, "
-                                     f"shorter than one {window}-sample frame")
-            except AudioError as e:
-                if not skip_bad:
-                    raise
-                log.warning("skipping %s", e)
-                skipped[utt.utt_id] = str(e)
-                continue
-            writer.write(utt.utt_id, kaldi_features(wav, kind, options, sample_rate))
-    finalize_dump(data, dump_dir, out_data_dir, [scp], skipped)
-    if (data.path / LABELS).exists():
-        kept = read_kaldi_map(out_data_dir / "feats.scp")
-        write_kaldi_map(out_data_dir / LABELS,
-                        {u: v for u, v in read_kaldi_map(data.path / LABELS, n_fields=2).items() if u in kept})
-    return writer.num_written
 
 
 def read_labels(data_dir: Path, utts: Iterable[str]) -> dict[str, str]:
@@ -113,7 +51,7 @@ def load_features(data_dir: Path) -> dict[str, np.ndarray]:
     """Every matrix of data_dir/feats.scp, in scp order."""
     scp = data_dir / "feats.scp"
     if not scp.is_file():
-        raise DataDirError(f"{scp}: not found; make features with pase-extract or pase-cls-features")
+        raise DataDirError(f"{scp}: not found; make features with pase-extract")
     feats = {u: np.array(m, dtype=np.float32) for u, m in kaldiio.load_scp(str(scp)).items()}
     if not feats:
         raise DataDirError(f"{scp}: empty")

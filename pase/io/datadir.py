@@ -343,9 +343,13 @@ class DataDir:
 
 
 def copy_data_dir(
-    src: str | Path, dst: str | Path, *, utt_ids: Iterable[str] | None = None
+    src: str | Path, dst: str | Path, *, utt_ids: Iterable[str] | None = None,
+    carry_all: bool = False,
 ) -> None:
     """Copy the standard Kaldi files of ``src`` to ``dst``, optionally for a subset.
+
+    ``carry_all`` also copies every other ``utt2*`` / ``spk2*`` file (``utt2label``,
+    ``utt2lang``, ...) for the kept utterances / speakers, so task labels follow the data.
 
     ``src`` is validated with :meth:`DataDir.load` first.  Recording-level
     files (``wav.scp``, ``reco2file_and_channel``) keep only recordings still
@@ -392,3 +396,9 @@ def copy_data_dir(
         elif (dst / name).exists() and not (src / name).exists():
             logger.info("%s: removing stale file not present in %s", dst / name, src)
             (dst / name).unlink()
+    if carry_all:
+        speakers = set(utt2spk.values()) if utt2spk is not None else set()
+        for path in sorted(src.glob("utt2*")) + sorted(src.glob("spk2*")):
+            if path.name not in STANDARD_FILES and path.is_file():
+                keys = keep if path.name.startswith("utt2") else speakers
+                write_kaldi_map(dst / path.name, by_keys(read(path.name), keys))

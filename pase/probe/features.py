@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pase.cls.features import kaldi_features
+from pase.kaldi_feats import kaldi_features
 from pase.config import ConfigError, load_config
 from pase.errors import PaseError
 from pase.extraction import estimated_samples, pad_waveforms, plan_batches
