@@ -10,7 +10,7 @@
 #   1  local/data.sh: corpus -> a data dir with utt2label ("utt label")   data/<data_set>
 #   2  split (pase-split-data --by label): given lists, or per-class     data/<data_set>_{train,dev,test}
 #      held-out fractions
-#   3  features: PASE (pase-extract) or mfcc|fbank (pase-cls-features)   data/<data_set>_<s>_<feats_type>
+#   3  features: pase-extract --feats_type pase|mfcc|fbank              data/<data_set>_<s>_<feats_type>
 #   4  classifier training (frame MLP or statistics pooling)             exp/<tag>/model.pt, history.json
 #   5  evaluation: sentence decisions of every eval set                  exp/<tag>/decode_<s>/utt2pred
 #   6  report: accuracy, per-class scores, confusion matrices            exp/<tag>/RESULTS.md, decode_<s>/confusion.png
@@ -32,10 +32,10 @@ test_fraction=0.2                # per class, when no test_list is given
 dev_fraction=0.1                 # per class of what is left, when no dev_list is given
 test_sets="test dev"             # sets scored in stage 5 and reported in stage 6
 feats_type=pase                  # pase | mfcc | fbank
-feat_config=""                   # pase-cls-features options (default: conf/<feats_type>.yaml)
+feats_config=""                  # pase-extract --feats_config for mfcc|fbank (default: conf/<feats_type>.yaml)
 fe_cfg=conf/PASE+.cfg            # encoder config (pase features, fine-tuning)
 fe_ckpt=""                       # encoder checkpoint, or a pretraining exp dir (its last FE_e*.ckpt)
-extract_args=""                  # extra pase-extract arguments (e.g. --peak_norm --bf16)
+extract_args=""                  # extra pase-extract arguments for feats_type=pase (e.g. --peak_norm --bf16)
 nj=2                             # feature extraction jobs (pase)
 cls_config=conf/cls.yaml         # pase-cls-train options (YAML); the flags below add to / override it
 pooling=""                       # frame: the original's frame MLP; stats: mean+std pooling ("": cls_config's)
@@ -56,7 +56,7 @@ given_pooling=${pooling}
 [ -n "${pooling}" ] || pooling=$(sed -n 's/^pooling: *\([a-z]*\).*/\1/p' "${cls_config}")
 pooling=${pooling:-frame}
 case ${pooling} in frame|stats) ;; *) die "--pooling must be frame or stats, got '${pooling}'" ;; esac
-[ -n "${feat_config}" ] || feat_config=conf/${feats_type}.yaml
+[ -n "${feats_config}" ] || feats_config=conf/${feats_type}.yaml
 if [ -z "${tag}" ]; then
     tag=${feats_type}_$(basename "${cls_config}" .yaml)${given_pooling:+_${given_pooling}}; if ${finetune}; then tag+=_ft; fi
 fi
@@ -79,8 +79,6 @@ encoder_ckpt() {
         echo "${fe_ckpt}"
     fi
 }
-# Lines of utt2label (or any "utt ..." file) $2 whose utterance is listed in $1 (first column).
-filter_utts() { awk 'NR == FNR { keep[$1]; next } $1 in keep' "$1" "$2"; }
 
 if [ "${stage}" -le 0 ] && [ "${stop_stage}" -ge 0 ]; then
     eval get_corpus "${download_opts}" '${mirror:+--mirror "${mirror}"}'
@@ -134,7 +132,11 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
     if ${finetune}; then
         log "stage 3: fine-tuning reads waveforms, no features to make, skipping"
     else
-        if [ "${feats_type}" = pase ]; then ckpt=$(encoder_ckpt); inputs="${ckpt} ${fe_cfg}"; else inputs=${feat_config}; fi
+        if [ "${feats_type}" = pase ]; then
+            ckpt=$(encoder_ckpt); inputs="${ckpt} ${fe_cfg}"; feats_opts="--fe_cfg ${fe_cfg} --fe_ckpt ${ckpt} ${extract_args}"
+        else
+            inputs=${feats_config}; feats_opts="--feats_config ${feats_config}"
+        fi
         for s in train dev test; do
             src=data/${data_set}_${s}
             dst=data/${data_set}_${s}_${feats_type}
@@ -146,16 +148,9 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
                 continue
             fi
             log "stage 3: ${feats_type} features of ${src} -> ${dump}, ${dst}"
-            if [ "${feats_type}" = pase ]; then
-                # shellcheck disable=SC2086
-                ${train_cmd} "${exp}/log/features_${s}.log" pase-extract "${src}" "${dump}" --out_data_dir "${dst}" \
-                    --fe_cfg "${fe_cfg}" --fe_ckpt "${ckpt}" --nj "${nj}" --no_progress ${extract_args}
-                # pase-extract carries the standard Kaldi files only.
-                filter_utts "${dst}/feats.scp" "${src}/utt2label" > "${dst}/utt2label"
-            else
-                ${train_cmd} "${exp}/log/features_${s}.log" pase-cls-features "${src}" "${dump}" \
-                    --type "${feats_type}" --feat_config "${feat_config}" --out_data_dir "${dst}"
-            fi
+            # shellcheck disable=SC2086
+            ${train_cmd} "${exp}/log/features_${s}.log" pase-extract "${src}" "${dump}" --out_data_dir "${dst}" \
+                --feats_type "${feats_type}" --nj "${nj}" --no_progress ${feats_opts}
             utils/validate_data_dir.sh --no-text "${dst}" >> "${exp}/log/features_${s}.log" 2>&1 \
                 || die "${dst} fails validation (see ${exp}/log/features_${s}.log)"
             echo "${inputs}" > "${dst}/.done"

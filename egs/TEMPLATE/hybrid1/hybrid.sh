@@ -24,7 +24,8 @@ local_data_opts=""               # options passed to local/data.sh
 feats_type=pase                  # MLP input: pase (frozen PASE+ features), or mfcc / fbank (baselines)
 fe_cfg=conf/PASE+.cfg            # encoder config for feats_type=pase
 fe_ckpt=""                       # encoder checkpoint for feats_type=pase (e.g. FE_e199.ckpt)
-extract_args="--peak_norm"       # pase-extract options (the original peak-normalised TIMIT)
+extract_args="--peak_norm"       # pase-extract options for feats_type=pase (the original peak-normalised TIMIT)
+feats_config=""                  # pase-extract --feats_config for mfcc / fbank (default: conf/<feats_type>.yaml)
 mono_config=conf/mono.yaml       # pase-train-gmm options
 tri_config=conf/tri.yaml
 mlp_config=conf/mlp.yaml         # pase-train-mlp options (MlpOptions)
@@ -104,27 +105,22 @@ fi
 
 if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
     case "${feats_type}" in
-        pase) [ -n "${fe_ckpt}" ] && [ -f "${fe_ckpt}" ] || die "feats_type=pase needs --fe_ckpt (an encoder checkpoint, e.g. FE_e199.ckpt)" ;;
-        mfcc|fbank) ;;
+        pase) [ -n "${fe_ckpt}" ] && [ -f "${fe_ckpt}" ] || die "feats_type=pase needs --fe_ckpt (an encoder checkpoint, e.g. FE_e199.ckpt)"
+              inputs=${fe_ckpt}; feats_opts="--fe_cfg ${fe_cfg} --fe_ckpt ${fe_ckpt} ${extract_args}" ;;
+        mfcc|fbank) inputs=${feats_config:-conf/${feats_type}.yaml}; feats_opts="--feats_config ${inputs}" ;;
         *) die "unknown --feats_type ${feats_type} (pase, mfcc or fbank)" ;;
     esac
     for s in train ${test_sets}; do
         out=data/${s}_${feats_type}
-        if fresh "${out}/feats.scp" "data/${s}/wav.scp" ${fe_ckpt}; then
+        if fresh "${out}/feats.scp" "data/${s}/wav.scp" "${inputs}"; then
             log "stage 4: ${feats_type} features of ${s} are up to date, skipping"
             continue
         fi
         log "stage 4: ${feats_type} features of data/${s} -> ${out}"
         mkdir -p "exp/log"
-        if [ "${feats_type}" = pase ]; then
-            # shellcheck disable=SC2086
-            ${train_cmd} "exp/log/extract_${feats_type}_${s}.log" pase-extract "data/${s}" "dump/${feats_type}/${s}" \
-                --out_data_dir "${out}" --fe_cfg "${fe_cfg}" --fe_ckpt "${fe_ckpt}" --nj "${nj}" \
-                --no_progress ${extract_args}
-        else
-            ${train_cmd} "exp/log/extract_${feats_type}_${s}.log" pase-asr-feats "data/${s}" "dump/${feats_type}/${s}" \
-                --out_data_dir "${out}" --type "${feats_type}"
-        fi
+        # shellcheck disable=SC2086
+        ${train_cmd} "exp/log/extract_${feats_type}_${s}.log" pase-extract "data/${s}" "dump/${feats_type}/${s}" \
+            --out_data_dir "${out}" --feats_type "${feats_type}" --nj "${nj}" --no_progress ${feats_opts}
     done
 fi
 
