@@ -4,7 +4,7 @@
     pase-cls-train --finetune --fe_cfg conf/PASE+.cfg --fe_ckpt FE_e199.ckpt \\
         --train data/train --dev data/dev --out exp/pase+_ft
 
-Each data dir needs utt2label, and feats.scp (pase-extract / pase-cls-features) or, with
+Each data dir needs utt2label, and feats.scp (pase-extract, any --feats_type) or, with
 --finetune, wav.scp. The classes are --classes (one label per line) or the training labels;
 every class needs training examples. Writes out/model.pt (the epoch with the lowest dev error),
 out/history.json and out/train.yaml. Defaults are the original speaker-id script's; its emotion
