@@ -4,3 +4,5 @@
 PASE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 SYNTHETIC_LIBRISPEECH=${PASE_ROOT}/egs/demo/work/corpora/librispeech
 export LIBRISPEECH=${LIBRISPEECH:-${SYNTHETIC_LIBRISPEECH}/LibriSpeech}
+# The one subset this closed-set recipe splits (stage 0 gets it; local/download.sh reads these).
+export TRAIN_SUBSET=${TRAIN_SUBSET:-train-clean-5} DEV_SUBSET=${DEV_SUBSET:-}
