@@ -3,8 +3,8 @@
 Utterances are sorted by length and run in right-padded batches through
 `WaveFe.forward_padded`, which gives every utterance exactly the features it gets alone, so the
 batch size changes speed, never the output. Utterances longer than `max_chunk_seconds` are
-encoded in pieces (`WaveFe.forward_chunked`, equal to one pass up to float rounding), so memory
-stays bounded for any length. Audio for the next batch is read on a background
+encoded and written in pieces (`WaveFe.iter_chunked`, equal to one pass up to float rounding), so
+memory stays bounded for any length. Audio for the next batch is read on a background
 thread while the current one is encoded. All outputs are written to temporary files and renamed
 when complete: an interrupted or failing run leaves no partial ark and no scp pointing at data
 that does not exist.
@@ -19,13 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import kaldiio
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from pase.io import (ArkScpWriter, AudioError, DataDir, Utterance, audio_info, check_waveform,
-                     compute_cmvn_stats, copy_data_dir, peak_normalize, read_audio,
+                     compute_cmvn_stats, copy_data_dir, iter_matrix_blocks, peak_normalize, read_audio,
                      read_kaldi_map, utt2spk_to_spk2utt, write_kaldi_map, write_matrix_ark_scp)
 from pase.models.batchnorm import reestimate_batchnorm
 from pase.models.frontend import WaveFe
@@ -119,18 +118,34 @@ class FeatureExtractor:
                 out.append((utt, e))
         return out
 
-    @torch.inference_mode()
+    def _modes(self) -> contextlib.ExitStack:
+        """Inference mode, and bf16 autocast when asked."""
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.inference_mode())
+        if self.opts.bf16:
+            stack.enter_context(torch.autocast(torch.device(self.opts.device).type, dtype=torch.bfloat16))
+        return stack
+
     def encode(self, wavs: list[np.ndarray]) -> list[np.ndarray]:
         """Encode waveforms as one padded batch; returns (frames, dims) float32 arrays."""
         batch, lengths = pad_waveforms(wavs)
-        device = torch.device(self.opts.device)
-        autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if self.opts.bf16
-                    else contextlib.nullcontext())
-        with autocast:
-            y, frames, _ = self.encoder.forward_padded(batch.to(device), lengths,
+        with self._modes():
+            y, frames, _ = self.encoder.forward_padded(batch.to(self.opts.device), lengths,
                                                        max_chunk_seconds=self.opts.max_chunk_seconds)
-        y = y.float().transpose(1, 2).cpu().numpy()
+            y = y.float().transpose(1, 2).cpu().numpy()
         return [y[i, :n] for i, n in enumerate(frames.tolist())]
+
+    def write_long(self, writer: ArkScpWriter, utt_id: str, wav: np.ndarray) -> int:
+        """Encode one long utterance piece by piece (`WaveFe.iter_chunked`), writing each piece as
+        it comes, so that neither the features nor the activations are ever held whole; returns
+        the number of frames."""
+        x = torch.from_numpy(wav).view(1, 1, -1).to(self.opts.device)
+        rows = self.encoder.num_frames(len(wav))
+        with self._modes():
+            pieces = self.encoder.iter_chunked(x, self.opts.max_chunk_seconds)
+            writer.write_pieces(utt_id, rows, self.encoder.emb_dim,
+                                (y[0].float().T.cpu().numpy() for y, _ in pieces))
+        return rows
 
     def run(self, utts: list[Utterance], ark: Path, scp: Path) -> tuple[dict[str, int], dict[str, str]]:
         """Write features of `utts` to ark/scp; returns (utt -> frames, utt -> error of skipped)."""
@@ -151,8 +166,13 @@ class FeatureExtractor:
                     if not isinstance(e, np.ndarray):
                         log.warning("skipping %s", e)
                         skipped[u.utt_id] = str(e)
-                if good:
-                    for (u, _), feats in zip(good, self.encode([w for _, w in good])):
+                limit = self.opts.max_chunk_seconds * self.sample_rate
+                short = [(u, w) for u, w in good if len(w) <= limit]
+                for u, w in good:
+                    if len(w) > limit:
+                        num_frames[u.utt_id] = self.write_long(writer, u.utt_id, w)
+                if short:
+                    for (u, _), feats in zip(short, self.encode([w for _, w in short])):
                         writer.write(u.utt_id, feats)
                         num_frames[u.utt_id] = feats.shape[0]
                 bar.update(len(loaded))
@@ -176,13 +196,13 @@ def finalize_dump(data_dir: DataDir, dump_dir: Path, out_data_dir: Path, shard_s
     if skipped:
         write_kaldi_map(dump_dir / "skipped", {u: e.replace("\n", " ") for u, e in skipped.items()})
     kept = [u.utt_id for u in data_dir.utterances if u.utt_id in merged]
-    feats = kaldiio.load_scp(str(feats_scp))
     num_frames: dict[str, str] = {}
     cmvn: dict[str, np.ndarray] = {}
     for spk, utts in utt2spk_to_spk2utt({u: data_dir.utt2spk[u] for u in kept}).items():
-        mats = [feats[u] for u in utts]
-        num_frames.update((u, str(m.shape[0])) for u, m in zip(utts, mats))
-        cmvn[spk] = compute_cmvn_stats(mats)
+        # Read in row blocks: an hour-long utterance's features are never loaded whole.
+        stats = [compute_cmvn_stats(iter_matrix_blocks(merged[u])) for u in utts]
+        num_frames.update((u, str(int(st[0, -1]))) for u, st in zip(utts, stats))
+        cmvn[spk] = np.sum(stats, axis=0)
     write_matrix_ark_scp(absolute(dump_dir / "cmvn.ark"), dump_dir / "cmvn.scp", sorted(cmvn.items()),
                          dtype=np.float64)
     copy_data_dir(data_dir.path, out_data_dir, utt_ids=kept, carry_all=True)

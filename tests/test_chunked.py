@@ -1,5 +1,6 @@
-"""Chunked encoding (`WaveFe.forward_chunked`) equals one pass, also through padded batches and
-pase-extract; the QRNN continues exactly from a carried state."""
+"""Chunked encoding (`WaveFe.forward_chunked`) equals one pass, also through padded batches,
+pase-extract (features written piece by piece) and the probe's pooling; the QRNN continues
+exactly from a carried state."""
 import kaldiio
 import numpy as np
 import pytest
@@ -9,9 +10,11 @@ import yaml
 from conftest import TINY_FE, make_data_dir
 from pase.bin.extract import main
 from pase.extraction import ExtractOptions, FeatureExtractor
-from pase.io import DataDir
+from pase.io import ArkScpWriter, DataDir, PaseInputError, iter_matrix_blocks, read_kaldi_map
 from pase.models import wf_builder
 from pase.models.qrnn import QRNN, linear_scan
+from pase.probe.features import Condition, EncoderSpec, ItemAudio, encode_items, layer_names
+from pase.probe.split import Item
 
 # "unfused": no fused path for the first two blocks (block 2 has stride 1), so the skips that drift
 # for T mod 40 = 31-39 (the first two, via block 3's ceil-length output) run block by block; a
@@ -134,3 +137,35 @@ def test_cli_option(tmp_path):
     assert sorted(feats[0]) == sorted(feats[1])
     for utt, ref in feats[0].items():
         np.testing.assert_allclose(feats[1][utt], ref, atol=1e-5, rtol=0)
+
+
+def test_ark_written_in_pieces_equals_whole(tmp_path):
+    mat = np.random.default_rng(0).standard_normal((37, 5)).astype(np.float32)
+    with ArkScpWriter(tmp_path / "whole.ark", tmp_path / "whole.scp") as w:
+        w.write("a", mat[:3])
+        w.write("b", mat)
+    with ArkScpWriter(tmp_path / "pieces.ark", tmp_path / "pieces.scp") as w:
+        w.write("a", mat[:3])
+        with pytest.raises(PaseInputError, match="20 rows written, 37 announced"):
+            w.write_pieces("b", 37, 5, [mat[:20]])
+        w.write_pieces("b", 37, 5, [mat[:20], mat[20:].T.copy().T])  # any memory layout
+    assert (tmp_path / "pieces.ark").read_bytes() == (tmp_path / "whole.ark").read_bytes()
+    offsets = [[line.rsplit(":", 1)[1] for line in (tmp_path / f"{n}.scp").read_text().splitlines()]
+               for n in ("pieces", "whole")]
+    assert offsets[0] == offsets[1]
+    spec = read_kaldi_map(tmp_path / "pieces.scp")["b"]
+    blocks = list(iter_matrix_blocks(spec, rows=10))
+    assert [len(b) for b in blocks] == [10, 10, 10, 7]
+    np.testing.assert_array_equal(np.concatenate(blocks), mat)
+
+
+def test_probe_pools_long_items_in_pieces(tmp_path):
+    data = DataDir.load(make_data_dir(tmp_path, speakers=2, utts=2, seconds=(0.8, 2.0)))
+    encoder = nontrivial(TINY_FE)
+    audio = ItemAudio(data, min_samples=encoder.min_samples)
+    items = [Item(item_id=u.utt_id, utt=u.utt_id, label="x") for u in data.utterances]
+    whole = encode_items(EncoderSpec(), encoder, audio, items, Condition(), max_chunk_seconds=1e9)
+    pieces = encode_items(EncoderSpec(), encoder, audio, items, Condition(), max_chunk_seconds=0.3)
+    assert len(pieces) == len(layer_names(encoder))
+    for a, b in zip(pieces, whole):
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)

@@ -11,7 +11,8 @@ from pase.io.datadir import (
     write_kaldi_map,
 )
 from pase.io.errors import AudioError, DataDirError, PaseInputError
-from pase.io.kaldi_ark import ArkScpWriter, apply_cmvn, compute_cmvn_stats, write_matrix_ark_scp
+from pase.io.kaldi_ark import (ArkScpWriter, apply_cmvn, compute_cmvn_stats, iter_matrix_blocks,
+                               write_matrix_ark_scp)
 
 __all__ = [
     "SAMPLE_RATE",
@@ -26,6 +27,7 @@ __all__ = [
     "check_waveform",
     "compute_cmvn_stats",
     "copy_data_dir",
+    "iter_matrix_blocks",
     "peak_normalize",
     "read_audio",
     "read_kaldi_map",

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+import struct
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
@@ -60,25 +61,8 @@ class ArkScpWriter:
 
     def write(self, key: str, mat: np.ndarray) -> None:
         """Append one ``frames x dims`` float matrix under the unique ``key``."""
-        if self._file is None:
-            raise RuntimeError("ArkScpWriter.write() called outside its 'with' block")
-        if not key or _BAD_KEY.search(key):
-            raise PaseInputError(f"{self.ark_path}: invalid key {key!r} (empty or whitespace)")
-        if key in self._offsets:
-            raise PaseInputError(f"{self.ark_path}: duplicate key {key!r}")
-        mat = np.asarray(mat)
-        if mat.ndim != 2:
-            raise PaseInputError(
-                f"{self.ark_path}: {key!r}: expected a 2-D frames x dims matrix, "
-                f"got shape {mat.shape}"
-            )
-        if mat.dtype.kind != "f":
-            raise PaseInputError(f"{self.ark_path}: {key!r}: expected floats, got {mat.dtype}")
-        with np.errstate(over="ignore"):  # overflow to inf is reported just below
-            mat = mat.astype(self.dtype, copy=False)
-        n_bad = int(np.count_nonzero(~np.isfinite(mat)))
-        if n_bad:
-            raise PaseInputError(f"{self.ark_path}: {key!r}: {n_bad} non-finite values")
+        self._check_key(key)
+        mat = self._checked(key, mat)
         f = self._file
         offset = f.tell() + len(key.encode("utf-8")) + 1
         with naming_file(self.ark_path):
@@ -93,6 +77,61 @@ class ArkScpWriter:
                     f"{self._tmp_ark}: expected binary marker at offset {offset}, found {marker!r}"
                 )
         self._offsets[key] = offset
+
+    def write_pieces(self, key: str, rows: int, cols: int, pieces: Iterable[np.ndarray]) -> None:
+        """Append a ``rows x cols`` matrix given as consecutive row blocks, never held whole.
+
+        The bytes equal `write` of the whole matrix (Kaldi's binary header gives the size up
+        front), so a long utterance's features can be written as they are computed.
+        """
+        self._check_key(key)
+        f = self._file
+        start = f.tell()
+        token = b"FM " if self.dtype == np.float32 else b"DM "
+        done = 0
+        try:
+            with naming_file(self.ark_path):
+                f.write(key.encode("utf-8") + b" " + _BINARY_MARKER + token
+                        + b"\x04" + struct.pack("<i", rows) + b"\x04" + struct.pack("<i", cols))
+                for piece in pieces:
+                    piece = self._checked(key, piece)
+                    if piece.shape[1] != cols or done + piece.shape[0] > rows:
+                        raise PaseInputError(f"{self.ark_path}: {key!r}: a piece of shape {piece.shape} "
+                                             f"does not fit a {rows} x {cols} matrix after {done} rows")
+                    f.write(np.ascontiguousarray(piece).tobytes())
+                    done += piece.shape[0]
+            if done != rows:
+                raise PaseInputError(f"{self.ark_path}: {key!r}: {done} rows written, {rows} announced")
+        except BaseException:
+            f.seek(start)  # the archive stays valid without this matrix
+            f.truncate()
+            raise
+        self._offsets[key] = start + len(key.encode("utf-8")) + 1
+
+    def _check_key(self, key: str) -> None:
+        if self._file is None:
+            raise RuntimeError("ArkScpWriter.write() called outside its 'with' block")
+        if not key or _BAD_KEY.search(key):
+            raise PaseInputError(f"{self.ark_path}: invalid key {key!r} (empty or whitespace)")
+        if key in self._offsets:
+            raise PaseInputError(f"{self.ark_path}: duplicate key {key!r}")
+
+    def _checked(self, key: str, mat: np.ndarray) -> np.ndarray:
+        """`mat` as a 2-D matrix of the archive's dtype; rejects other shapes, types, non-finite values."""
+        mat = np.asarray(mat)
+        if mat.ndim != 2:
+            raise PaseInputError(
+                f"{self.ark_path}: {key!r}: expected a 2-D frames x dims matrix, "
+                f"got shape {mat.shape}"
+            )
+        if mat.dtype.kind != "f":
+            raise PaseInputError(f"{self.ark_path}: {key!r}: expected floats, got {mat.dtype}")
+        with np.errstate(over="ignore"):  # overflow to inf is reported just below
+            mat = mat.astype(self.dtype, copy=False)
+        n_bad = int(np.count_nonzero(~np.isfinite(mat)))
+        if n_bad:
+            raise PaseInputError(f"{self.ark_path}: {key!r}: {n_bad} non-finite values")
+        return mat
 
     def __exit__(
         self,
@@ -137,6 +176,30 @@ def write_matrix_ark_scp(
         for key, mat in items:
             writer.write(key, mat)
     return writer.num_written
+
+
+def iter_matrix_blocks(rxspec: str, rows: int = 4096) -> Iterator[np.ndarray]:
+    """The matrix at ``ark:offset`` as consecutive blocks of up to `rows` rows.
+
+    Binary float/double matrices (what `ArkScpWriter` writes) are read block by block, so an
+    hour of features never sits in memory whole; any other format is loaded by kaldiio.
+    """
+    path, _, offset = rxspec.rpartition(":")
+    with open(path, "rb") as f:
+        f.seek(int(offset))
+        head = f.read(len(_BINARY_MARKER) + 3 + 10)
+        token = head[2:5]
+        if len(head) == 15 and head[:2] == _BINARY_MARKER and token in (b"FM ", b"DM "):
+            n_rows, n_cols = struct.unpack("<xixi", head[5:])
+            dtype = np.dtype("<f4" if token == b"FM " else "<f8")
+            for start in range(0, n_rows, rows):
+                n = min(rows, n_rows - start)
+                block = np.fromfile(f, dtype=dtype, count=n * n_cols)
+                if block.size != n * n_cols:
+                    raise PaseInputError(f"{path}: truncated matrix at offset {offset}")
+                yield block.reshape(n, n_cols)
+            return
+    yield kaldiio.load_mat(rxspec)
 
 
 def compute_cmvn_stats(feats: Iterable[np.ndarray]) -> np.ndarray:

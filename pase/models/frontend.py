@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -229,7 +230,15 @@ class WaveFe(nn.Module):
 
     def forward_chunked(self, x: torch.Tensor, chunk_seconds: float = 30.0,
                         return_hidden: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """`forward_hidden` in pieces of about `chunk_seconds`, in eval mode: working memory does not grow with T.
+        """`forward_hidden` with bounded working memory: the pieces of `iter_chunked`, concatenated."""
+        pieces = list(self.iter_chunked(x, chunk_seconds, return_hidden))
+        hidden = [torch.cat(parts, -1) for parts in zip(*(h for _, h in pieces))]
+        return torch.cat([y for y, _ in pieces], -1), hidden
+
+    def iter_chunked(self, x: torch.Tensor, chunk_seconds: float = 30.0,
+                     return_hidden: bool = False) -> Iterator[tuple[torch.Tensor, list[torch.Tensor]]]:
+        """`forward_hidden` in consecutive pieces of about `chunk_seconds`, in eval mode: working
+        memory does not grow with T (a consumer can write each piece away).
 
         Exact because in eval mode only the QRNN carries information along the whole input:
         BatchNorm applies its running statistics (an affine map per frame), each conv block sees a
@@ -242,17 +251,18 @@ class WaveFe(nn.Module):
         factor (skip length // frames, as in one pass) is not its stride ratio (PASE+'s first one
         when T mod 160 is 151-159: groups of 159 samples) drifts from the output frames, so its
         groups are computed from their own excerpt. Inputs of one chunk or less run in one piece.
-        Returns (y, hidden) as `forward_hidden` (hidden empty unless asked).
+        Yields (y, hidden) pieces of `forward_hidden`'s (hidden empty unless asked).
         """
         if self.training:
-            raise RuntimeError("forward_chunked needs eval mode: BatchNorm statistics would depend on the cuts")
+            raise RuntimeError("chunked encoding needs eval mode: BatchNorm statistics would depend on the cuts")
         if not chunk_seconds > 0:
             raise ValueError(f"chunk_seconds must be positive, got {chunk_seconds}")
         x = self._check_input(x)
         total, out_len, stride = x.size(-1), self.num_frames(x.size(-1)), self.strides_up_to(len(self.blocks) - 1)
         chunk = max(1, round(chunk_seconds * self.sample_rate / stride))  # output frames per piece
         if out_len <= chunk:
-            return self._encode(x, None, return_hidden)
+            yield self._encode(x, None, return_hidden)
+            return
         factors = {}
         if self.denseskips is not None:
             lengths = self.block_lengths(total)
@@ -260,8 +270,6 @@ class WaveFe(nn.Module):
         along = {i: d for i, d in factors.items() if d * self.strides_up_to(i) == stride}
         drifting = {i: (d, self._context(i, {})) for i, d in factors.items() if i not in along}
         left, right = self._context(len(self.blocks) - 1, along)
-        ys: list[torch.Tensor] = []
-        hiddens: list[list[torch.Tensor]] = []
         state: QRNNState | None = None
         for g0 in range(0, out_len, chunk):
             g1 = min(g0 + chunk, out_len)
@@ -271,9 +279,7 @@ class WaveFe(nn.Module):
             skips = [(i, p[..., keep]) for i, p in skips]
             skips += [(i, self._drifting_skip(x, i, d, g0, g1, ctx)) for i, (d, ctx) in drifting.items()]
             y, hidden, state = self._head(h[..., keep], sorted(skips, key=lambda s: s[0]), return_hidden, state)
-            ys.append(y)
-            hiddens.append(hidden)
-        return torch.cat(ys, -1), [torch.cat(parts, -1) for parts in zip(*hiddens)]
+            yield y, hidden
 
     def strides_up_to(self, block: int) -> int:
         """Input samples per output frame of `block` (160 for the last block of PASE/PASE+)."""

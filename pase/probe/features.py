@@ -156,7 +156,7 @@ def encode_items(spec: EncoderSpec, encoder: WaveFe | None, audio: ItemAudio, it
                  progress: Callable[[int], None] | None = None) -> list[np.ndarray]:
     """Pooled features of `items`: one (len(items), 2 dims) array per layer (baselines: one).
 
-    Items longer than `max_chunk_seconds` are encoded in pieces (`WaveFe.forward_chunked`).
+    Items longer than `max_chunk_seconds` are encoded in pieces (`pooled_chunked`).
     """
     if spec.feats != "pase":
         rows = []
@@ -172,21 +172,51 @@ def encode_items(spec: EncoderSpec, encoder: WaveFe | None, audio: ItemAudio, it
         return [np.stack(rows)]
     assert encoder is not None
     lengths = [max(audio.length(it), encoder.min_samples) for it in items]
-    out: list[list[np.ndarray | None]] | None = None
+    out: list[list[np.ndarray | None]] = [[None] * len(items) for _ in layer_names(encoder)]
     for batch in plan_batches(lengths, batch_size, 120 * audio.sample_rate):
-        x, n = pad_waveforms([audio.load(items[i], cond) for i in batch])
-        with torch.inference_mode():
-            _, frames, hidden = encoder.forward_padded(x.to(device), n, return_hidden=True,
-                                                       max_chunk_seconds=max_chunk_seconds)
-        hidden = [h.float().cpu().numpy() for h in hidden]
-        if out is None:
-            out = [[None] * len(items) for _ in hidden]
-        for j, i in enumerate(batch):
-            for k, h in enumerate(hidden):
-                out[k][i] = _check_finite(pooled(h[j, :, :int(frames[j])].T), items[i], "encoder")
+        wavs = {i: audio.load(items[i], cond) for i in batch}
+        rows = {i: pooled_chunked(encoder, w, max_chunk_seconds, device)
+                for i, w in wavs.items() if len(w) > max_chunk_seconds * audio.sample_rate}
+        short = [i for i in batch if i not in rows]
+        if short:
+            x, n = pad_waveforms([wavs[i] for i in short])
+            with torch.inference_mode():
+                _, frames, hidden = encoder.forward_padded(x.to(device), n, return_hidden=True)
+            hidden = [h.float().cpu().numpy() for h in hidden]
+            rows.update((i, [pooled(h[j, :, :int(frames[j])].T) for h in hidden]) for j, i in enumerate(short))
+        for i, layers in rows.items():
+            for k, row in enumerate(layers):
+                out[k][i] = _check_finite(row, items[i], "encoder")
         if progress:
             progress(len(batch))
-    return [np.stack(rows) for rows in out] if out else []
+    return [np.stack(rows) for rows in out] if items else []
+
+
+def pooled_chunked(encoder: WaveFe, wav: np.ndarray, chunk_seconds: float, device: str) -> list[np.ndarray]:
+    """`pooled` of every layer of one long waveform encoded piece by piece (`WaveFe.iter_chunked`).
+
+    Each piece's frame count, mean and sum of squared deviations are merged into the running
+    ones (float64), so the layers' frames are never all held: memory stays bounded for any length.
+    """
+    x = torch.from_numpy(wav).view(1, 1, -1).to(device)
+    stats: list[tuple[int, np.ndarray, np.ndarray]] = []
+    with torch.inference_mode():
+        for _, hidden in encoder.iter_chunked(x, chunk_seconds, return_hidden=True):
+            new = []
+            for h in hidden:
+                f = h[0].double().cpu().numpy()  # (dims, frames)
+                mean = f.mean(1)
+                new.append((f.shape[1], mean, ((f - mean[:, None]) ** 2).sum(1)))
+            stats = new if not stats else [_merge_moments(a, b) for a, b in zip(stats, new)]
+    return [np.concatenate([m, np.sqrt(m2 / n)]).astype(np.float32) for n, m, m2 in stats]
+
+
+def _merge_moments(a: tuple[int, np.ndarray, np.ndarray],
+                   b: tuple[int, np.ndarray, np.ndarray]) -> tuple[int, np.ndarray, np.ndarray]:
+    """(count, mean, sum of squared deviations) of two sets of frames together."""
+    (na, ma, sa), (nb, mb, sb) = a, b
+    n, d = na + nb, mb - ma
+    return n, ma + d * (nb / n), sa + sb + d * d * (na * nb / n)
 
 
 def _deltas(t: torch.Tensor) -> torch.Tensor:
