@@ -2,7 +2,7 @@
 # Bootstrap the project environment: system packages (espeak-ng, jemalloc) and a virtualenv at tools/venv with pase installed in editable mode plus the pinned dependencies.
 # Idempotent: a stamp keyed on setup.py's content makes reruns instant.
 #   tools/install.sh            # runtime + dev (tests) extras
-#   EXTRAS=dev,gpu tools/install.sh
+#   EXTRAS=dev,codec2 tools/install.sh   # plus pycodec2, for the codec2 distortion
 set -euo pipefail
 
 # Physical path: a symlinked tools/ (e.g. a test copy of the tree) must still install this checkout.
