@@ -4,6 +4,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import recipe_tree
 from pase.io import DataDir, read_kaldi_map
@@ -101,6 +102,22 @@ def test_librispeech_sets_follow_the_corpus(librispeech, tmp_path):
         usage = subprocess.run([script, "--help"], cwd=recipe, env=dict(env, LIBRISPEECH=str(tmp_path / "real")),
                                capture_output=True, text=True).stdout
         assert "--subsets 'train-clean-100 dev-clean'" in usage, usage
+
+
+@pytest.mark.slow
+def test_pretraining_recipe_cpu_processes(librispeech, tmp_path):
+    """--nproc 2 trains through torchrun on two CPU processes (gloo), and the log says so."""
+    env = recipe_tree(tmp_path)
+    recipe = tmp_path / "egs/librispeech/pase1"
+    shutil.copytree(librispeech, tmp_path / "egs/demo/work/corpora/librispeech/LibriSpeech")
+    proc = subprocess.run(["./run.sh", "--stage", "1", "--stop_stage", "4", "--nproc", "2", "--tag", "cpu2",
+                           "--train_config", "conf/train_demo.yaml", "--stats_batches", "2",
+                           "--train_args", "--epoch 1 --batches_per_epoch 2 --valid_batches 1 --batch_size 2"],
+                          cwd=recipe, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "(2 CPU process(es) x 1 node(s))" in proc.stdout + proc.stderr
+    run = yaml.safe_load((recipe / "exp/cpu2/train.yaml").read_text())["run"]
+    assert run["world_size"] == 2 and (recipe / "exp/cpu2/FE_e0.ckpt").exists()
 
 
 @pytest.mark.slow

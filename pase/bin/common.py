@@ -269,6 +269,10 @@ def setup_device(args: argparse.Namespace, local_rank: int | None = None) -> tor
             raise PaseError(f"--device {args.device}{'' if ngpu is None else f' --ngpu {ngpu}'}: "
                             "no GPU is visible (CUDA not available); use --device cpu")
         if local_rank is not None:
+            if local_rank >= torch.cuda.device_count():
+                raise PaseError(f"rank {local_rank} needs GPU {local_rank} but {torch.cuda.device_count()} "
+                                "GPU(s) are visible: more processes per node than GPUs (--ngpu / "
+                                "--nproc_per_node); with --ngpu 0, torchrun trains on CPU processes")
             device = torch.device("cuda", local_rank)
         elif device.index is not None and device.index >= torch.cuda.device_count():
             raise PaseError(f"--device {args.device}: only {torch.cuda.device_count()} GPU(s) visible")

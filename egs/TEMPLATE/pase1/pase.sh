@@ -35,6 +35,7 @@ train_args=""                    # extra pase-train arguments
 stats_batches=20                 # batches for the statistics
 stats_args=""                    # extra pase-compute-stats arguments
 ngpu=0                           # GPUs per node for training (0: CPU; >1: torchrun DDP)
+nproc=1                          # CPU training processes per node when ngpu=0 (>1: torchrun DDP over gloo)
 num_nodes=1                      # nodes for training (>1: torchrun rendezvous, see cmd.sh)
 master_addr=localhost            # rendezvous host for multi-node training
 nj=4                             # feature extraction jobs
@@ -111,13 +112,19 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
     if fresh "${exp}/.train.done" "${exp}/stats.json" "${train_config}" "${fe_cfg}" "${net_cfg}" ${dtrans_cfg}; then
         log "stage 4: training is complete, skipping"
     else
-        if [ "${ngpu}" -gt 1 ] || [ "${num_nodes}" -gt 1 ]; then
-            launcher="python -m torch.distributed.run --nnodes ${num_nodes} --nproc_per_node $(( ngpu > 0 ? ngpu : 1 ))"
+        # (pase-train checks, where it runs, that each rank has its GPU)
+        if [ "${ngpu}" -gt 0 ]; then
+            procs=${ngpu}; what="${ngpu} GPU(s)"
+        else
+            procs=${nproc}; what="${nproc} CPU process(es)"
+        fi
+        if [ "${procs}" -gt 1 ] || [ "${num_nodes}" -gt 1 ]; then
+            launcher="python -m torch.distributed.run --nnodes ${num_nodes} --nproc_per_node ${procs}"
             launcher+=" --rdzv_backend c10d --rdzv_endpoint ${master_addr}:29400 -m pase.bin.train"
         else
             launcher="pase-train"
         fi
-        log "stage 4: training ${exp} (${ngpu} GPU(s) x ${num_nodes} node(s)); resumes when interrupted"
+        log "stage 4: training ${exp} (${what} x ${num_nodes} node(s)); resumes when interrupted"
         # shellcheck disable=SC2086
         ${cuda_cmd} --gpus "${ngpu}" "${exp}/log/train.log" ${launcher} --config "${train_config}" \
             --train_data data/pase_train --valid_data data/pase_valid --do_eval \
