@@ -1,6 +1,12 @@
 # Environment for every recipe (egs/<corpus>/<recipe>/path.sh links here): the project's virtualenv
-# and package, whatever the working directory. The root is three levels up from the recipe.
-PASE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+# and package, whatever the working directory. The checkout: ${PASE_ROOT} from the environment,
+# else two levels up from this file's physical path (egs/TEMPLATE/path.sh), so a recipe dir made
+# anywhere by utils/make_recipe.sh (absolute links) finds it too.
+PASE_ROOT=${PASE_ROOT:-$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../.." && pwd)}
+if [ ! -f "${PASE_ROOT}/egs/TEMPLATE/path.sh" ]; then
+    echo "path.sh: cannot find the pase checkout (tried '${PASE_ROOT}'); set PASE_ROOT=/path/to/pase or remake this recipe with utils/make_recipe.sh" >&2
+    exit 1
+fi
 if [ ! -x "${PASE_ROOT}/tools/venv/bin/python" ]; then
     echo "path.sh: ${PASE_ROOT}/tools/venv is missing; run: bash ${PASE_ROOT}/tools/install.sh" >&2
     exit 1

@@ -9,6 +9,7 @@
 #   ./run.sh --cls_config conf/cls_stats.yaml # an MLP on mean+std pooled features
 #   ./run.sh --finetune true --cls_config conf/cls_finetune.yaml  # fine-tune the encoder with the classifier
 set -euo pipefail
+. ./db.sh    # PASE_ROOT: the default encoder is egs/librispeech/pase1's demo run
 lists=data/local/train_clean_5_lists
 ./cls.sh \
     --data_set train_clean_5 \
@@ -17,6 +18,6 @@ lists=data/local/train_clean_5_lists
     --train_list ${lists}/train --dev_list ${lists}/dev --test_list ${lists}/test \
     --feats_type pase \
     --fe_cfg conf/PASE+.cfg \
-    --fe_ckpt ../../librispeech/pase1/exp/demo \
+    --fe_ckpt "${PASE_ROOT}/egs/librispeech/pase1/exp/demo" \
     --cls_config conf/cls.yaml \
     "$@"
