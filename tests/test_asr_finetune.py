@@ -42,3 +42,19 @@ def test_finetuning_learns_and_updates_the_encoder():
     assert frame_error(model, dev, dev_ali, torch.device("cpu")) < 0.2
     changed = [k for k, v in model.encoder.state_dict().items() if v.is_floating_point() and not torch.equal(v, before[k])]
     assert any(k.startswith("blocks.") for k in changed)
+
+
+def test_finetuned_model_round_trip(tmp_path):
+    """A fine-tuned model reloads with its encoder (rebuilt from mlp.yaml's finetune.pase_cfg)."""
+    from pase.asr.mlp import log_priors
+    from pase.asr.model_io import load_hybrid_model, save_hybrid_model
+    torch.manual_seed(0)
+    encoder = wf_builder(TINY_FE)
+    opts = MlpOptions(hidden=16, layers=1, context=2)
+    model = EncoderHybrid(encoder, 3, opts).eval()
+    save_hybrid_model(tmp_path, model, log_priors([], 3), opts, model.mlp.hidden[0].in_features, 3, {},
+                      {"pase_cfg": encoder.config})
+    loaded = load_hybrid_model(tmp_path)
+    assert loaded.finetuned
+    x = torch.randn(1, 1, 3200)
+    torch.testing.assert_close(loaded.model.eval()(x), model(x))

@@ -80,7 +80,7 @@ def test_baseline_features_for_the_mlp(tiny_corpus, tmp_path):
     """The TIMIT recipe's MFCC (39) / fbank (120) inputs: pase-extract with its conf, the MLP
     reading them mean-normalised per speaker through cmvn.scp."""
     from pase.bin.extract import main
-    from pase.bin.train_mlp import load_features
+    from pase.asr.features import load_features
     from pase.io import read_kaldi_map
     for kind, dim in (("mfcc", 39), ("fbank", 120)):
         out = tmp_path / f"data_{kind}"
@@ -91,3 +91,34 @@ def test_baseline_features_for_the_mlp(tiny_corpus, tmp_path):
         assert all(m.shape[1] == dim for m in feats.values())
         spk0 = np.concatenate([m for u, m in feats.items() if u.startswith("spk0")])
         np.testing.assert_allclose(spk0.mean(0), 0, atol=1e-3)
+
+
+def test_hybrid_model_round_trip_and_file_format(tmp_path):
+    """save_hybrid_model writes the format pase-decode has always read; load_hybrid_model restores it."""
+    import yaml
+    from pase.asr.model_io import load_hybrid_model, save_hybrid_model
+    opts = MlpOptions(hidden=8, layers=2, context=1)
+    model = HybridMLP(6, 4, opts.hidden, opts.layers, opts.dropout).eval()
+    priors = log_priors([np.array([0, 1, 1, 3])], 4)
+    stats = {"train_frames": 4, "train_seconds": 0.1, "train_frames_per_second": 40.0}
+    save_hybrid_model(tmp_path, model, priors, opts, 6, 4, stats)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["final.pt", "log_priors.npy", "mlp.yaml"]
+    assert list(yaml.safe_load((tmp_path / "mlp.yaml").read_text())) == [
+        "options", "input_dim", "num_pdfs", "train_frames", "train_seconds", "train_frames_per_second"]
+    loaded = load_hybrid_model(tmp_path)
+    assert not loaded.finetuned and loaded.num_pdfs == 4 and loaded.options == opts
+    np.testing.assert_array_equal(loaded.priors, priors)
+    x = torch.randn(3, 6)
+    torch.testing.assert_close(loaded.model.eval()(x), model(x))
+
+
+def test_hybrid_model_load_errors_name_the_file(tmp_path):
+    from pase.asr.model_io import load_hybrid_model, save_hybrid_model
+    from pase.errors import PaseError
+    with pytest.raises(PaseError, match="mlp.yaml: missing"):
+        load_hybrid_model(tmp_path)
+    opts = MlpOptions(hidden=8, layers=1, context=0)
+    save_hybrid_model(tmp_path, HybridMLP(2, 3, 8, 1), log_priors([], 3), opts, 2, 3, {})
+    (tmp_path / "final.pt").write_bytes((tmp_path / "final.pt").read_bytes()[:100])
+    with pytest.raises(PaseError, match="final.pt: cannot load the model"):
+        load_hybrid_model(tmp_path)

@@ -17,7 +17,8 @@ import kaldiio
 import numpy as np
 import torch
 
-from pase.io import ArkScpWriter, DataDir, apply_cmvn, compute_cmvn_stats, read_audio
+from pase.errors import PaseError
+from pase.io import ArkScpWriter, DataDir, apply_cmvn, compute_cmvn_stats, read_audio, read_kaldi_map
 from pase.io.errors import PaseInputError
 from pase.kaldi_feats import add_deltas, kaldi_features
 
@@ -83,3 +84,23 @@ def write_feats(feats: Mapping[str, np.ndarray], ark: str | Path, scp: str | Pat
 def read_feats(scp: str | Path) -> dict[str, np.ndarray]:
     """Read a feature scp as ``utt -> float32 matrix``, in scp order."""
     return {u: np.asarray(m, dtype=np.float32) for u, m in kaldiio.load_scp(str(scp)).items()}
+
+
+def load_features(source: Path) -> dict[str, np.ndarray]:
+    """Features of a data dir (feats.scp, per-speaker mean normalisation from cmvn.scp) or an scp.
+
+    The one reader of the hybrid model's inputs, so training and decoding normalise alike.
+    """
+    if source.is_dir():
+        scp = source / "feats.scp"
+        if not scp.is_file():
+            raise PaseError(f"{source}: no feats.scp (dump features with pase-extract first)")
+        feats = read_feats(scp)
+        if (source / "cmvn.scp").is_file():
+            cmvn = kaldiio.load_scp(str(source / "cmvn.scp"))
+            utt2spk = read_kaldi_map(source / "utt2spk")
+            feats = {u: apply_cmvn(m, cmvn[utt2spk[u]]) for u, m in feats.items()}
+        return feats
+    if not source.is_file():
+        raise PaseError(f"{source}: neither a data dir nor a feats.scp file")
+    return read_feats(source)

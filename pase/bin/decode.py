@@ -21,22 +21,19 @@ import time
 from pathlib import Path
 
 import kaldifst
-import torch
-import yaml
 
 from pase.asr.decode import Decoder
-from pase.asr.features import mfcc_cmvn_deltas
+from pase.asr.features import load_features, mfcc_cmvn_deltas
 from pase.asr.gmm import GmmSystem
 from pase.asr.graph import load_hclg, make_hclg, save_hclg
 from pase.asr.lang import Lang
-from pase.asr.finetune import EncoderHybrid, utterance_logprobs
-from pase.asr.mlp import FrameSet, HybridMLP, MlpOptions, load_priors, scaled_loglikes
+from pase.asr.finetune import utterance_logprobs
+from pase.asr.mlp import FrameSet, scaled_loglikes
+from pase.asr.model_io import load_hybrid_model
 from pase.asr.score import results_line, sweep
 from pase.bin.common import ArgumentParser, add_device_options, run_main, setup_device
-from pase.bin.train_mlp import load_features
 from pase.errors import PaseError
 from pase.io import DataDir, peak_normalize, read_audio, read_kaldi_map, write_matrix_ark_scp
-from pase.models.frontend import wf_builder
 
 log = logging.getLogger("pase-decode")
 
@@ -98,24 +95,17 @@ def main(argv: list[str] | None = None) -> None:
     if args.kind == "hybrid":
         if args.model is None:
             raise PaseError("hybrid decoding needs --model (a pase-train-mlp dir)")
-        info = yaml.safe_load((args.model / "mlp.yaml").read_text())
-        o = info["options"]
-        model = HybridMLP(info["input_dim"], info["num_pdfs"], o["hidden"], o["layers"], o["dropout"])
-        state = torch.load(args.model / "final.pt", map_location="cpu", weights_only=True)
-        if info["num_pdfs"] != system.num_pdfs:
-            raise PaseError(f"{args.model} has {info['num_pdfs']} outputs but {args.gmm} {system.num_pdfs} pdfs")
-        priors = load_priors(args.model / "log_priors.npy", info["num_pdfs"])
-        if "finetune" in info:  # encoder and MLP together, from the waveform
-            ft_model = EncoderHybrid(wf_builder(info["finetune"]["pase_cfg"]), info["num_pdfs"], MlpOptions(**o))
-            ft_model.load_state_dict(state)
-            data_dir = DataDir.load(args.data)
-            loglikes = {u.utt_id: utterance_logprobs(ft_model.to(device), peak_normalize(
+        hybrid = load_hybrid_model(args.model)
+        if hybrid.num_pdfs != system.num_pdfs:
+            raise PaseError(f"{args.model} has {hybrid.num_pdfs} outputs but {args.gmm} {system.num_pdfs} pdfs")
+        model, priors = hybrid.model.to(device), hybrid.priors
+        if hybrid.finetuned:  # encoder and MLP together, from the waveform
+            loglikes = {u.utt_id: utterance_logprobs(model, peak_normalize(
                 read_audio(u.source, start=u.start, end=u.end, name=u.utt_id), name=u.utt_id),
-                device).numpy() - priors for u in data_dir.utterances}
+                device).numpy() - priors for u in DataDir.load(args.data).utterances}
         else:
-            model.load_state_dict(state)
-            data = FrameSet(load_features(args.data), None, o["context"])
-            loglikes = scaled_loglikes(model.to(device), data, priors, device)
+            data = FrameSet(load_features(args.data), None, hybrid.options.context)
+            loglikes = scaled_loglikes(model, data, priors, device)
         write_matrix_ark_scp((args.out / "loglikes.ark").resolve(), args.out / "loglikes.scp", sorted(loglikes.items()))
         (args.out / "latgen-faster-mapped.txt").write_text(LATGEN_DOC.format(
             acwt=args.acwt, words=args.lang_test / "words.txt", graph=args.gmm / "graph/HCLG.fst",

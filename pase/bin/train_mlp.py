@@ -19,41 +19,23 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, fields
+from dataclasses import fields
 from pathlib import Path
 
-import kaldiio
 import numpy as np
-import torch
-import yaml
 
 from pase.asr.align import read_alignments
+from pase.asr.features import load_features
 from pase.asr.finetune import FinetuneOptions, load_waveforms, train_finetune
 from pase.asr.mlp import FrameSet, MlpOptions, log_priors, train_mlp
+from pase.asr.model_io import save_hybrid_model
 from pase.bin.common import (ArgumentParser, add_device_options, add_encoder_options, run_main,
                              setup_device)
 from pase.errors import PaseError
-from pase.io import DataDir, apply_cmvn, read_kaldi_map
+from pase.io import DataDir
 from pase.models.frontend import wf_builder
 
 log = logging.getLogger("pase-train-mlp")
-
-
-def load_features(source: Path) -> dict[str, np.ndarray]:
-    """Features of a data dir (feats.scp, per-speaker mean normalisation from cmvn.scp) or an scp."""
-    if source.is_dir():
-        scp = source / "feats.scp"
-        if not scp.is_file():
-            raise PaseError(f"{source}: no feats.scp (dump features with pase-extract first)")
-        feats = {u: np.asarray(m, dtype=np.float32) for u, m in kaldiio.load_scp(str(scp)).items()}
-        if (source / "cmvn.scp").is_file():
-            cmvn = kaldiio.load_scp(str(source / "cmvn.scp"))
-            utt2spk = read_kaldi_map(source / "utt2spk")
-            feats = {u: apply_cmvn(m, cmvn[utt2spk[u]]) for u, m in feats.items()}
-        return feats
-    if not source.is_file():
-        raise PaseError(f"{source}: neither a data dir nor a feats.scp file")
-    return {u: np.asarray(m, dtype=np.float32) for u, m in kaldiio.load_scp(str(source)).items()}
 
 
 def aligned(feats: dict[str, np.ndarray], ali: dict[str, np.ndarray], what: str) -> dict[str, np.ndarray]:
@@ -110,8 +92,8 @@ def main(argv: list[str] | None = None) -> None:
                  args.fe_ckpt, len(train_w), len(dev_w), num_pdfs, device)
         model, history = train_finetune(encoder, train_w, train_ali, dev_w, dev_ali, num_pdfs, opts, ft, device)
         utts, frames = sorted(train_w), sum(len(train_ali[u]) for u in train_w)
-        extra = {"finetune": {"pase_cfg": encoder.config, "encoder_lr": ft.encoder_lr,
-                              "chunk_frames": ft.chunk_frames, "steps_per_epoch": ft.steps_per_epoch}}
+        finetune = {"pase_cfg": encoder.config, "encoder_lr": ft.encoder_lr,
+                    "chunk_frames": ft.chunk_frames, "steps_per_epoch": ft.steps_per_epoch}
         input_dim = model.mlp.hidden[0].in_features
     else:
         train = FrameSet(aligned(load_features(args.train), train_ali, str(args.train)), train_ali, opts.context)
@@ -119,16 +101,12 @@ def main(argv: list[str] | None = None) -> None:
         log.info("training %s: %d train / %d dev frames, input %d, %d pdfs, device %s", args.out,
                  len(train), len(dev), train.input_dim, num_pdfs, device)
         model, history = train_mlp(train, dev, num_pdfs, opts, device)
-        utts, frames, extra, input_dim = train.utts, len(train), {}, train.input_dim
+        utts, frames, finetune, input_dim = train.utts, len(train), None, train.input_dim
     seconds = time.time() - start
-    args.out.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), args.out / "final.pt")
-    np.save(args.out / "log_priors.npy", log_priors((train_ali[u] for u in utts), num_pdfs))
     frames_per_s = frames * len(history) / max(seconds, 1e-9)
-    (args.out / "mlp.yaml").write_text(yaml.safe_dump({
-        "options": asdict(opts), "input_dim": input_dim, "num_pdfs": num_pdfs,
-        "train_frames": frames, "train_seconds": round(seconds, 1),
-        "train_frames_per_second": round(frames_per_s, 1), **extra}, sort_keys=False))
+    save_hybrid_model(args.out, model, log_priors((train_ali[u] for u in utts), num_pdfs), opts, input_dim,
+                      num_pdfs, {"train_frames": frames, "train_seconds": round(seconds, 1),
+                                 "train_frames_per_second": round(frames_per_s, 1)}, finetune)
     (args.out / "history.json").write_text(json.dumps(history, indent=1))
     best = min(h["dev_frame_error"] for h in history)
     log.info("done in %.1f s (%.0f frames/s): best dev frame error %.2f%%", seconds, frames_per_s, 100 * best)

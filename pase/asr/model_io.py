@@ -1,0 +1,81 @@
+"""The hybrid acoustic model's directory, written by pase-train-mlp and read by pase-decode.
+
+<dir>/final.pt holds the state dict (the MLP, or with fine-tuning encoder and MLP together),
+log_priors.npy the pdf log-priors of the training alignments, and mlp.yaml the MlpOptions under
+"options", input_dim, num_pdfs, training statistics and, for a fine-tuned model, "finetune"
+(with the encoder's "pase_cfg"). Kept in one pair of functions so the format is defined once.
+"""
+from __future__ import annotations
+
+import pickle
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+from pase.asr.finetune import EncoderHybrid
+from pase.asr.mlp import HybridMLP, MlpOptions, load_priors
+from pase.errors import PaseError
+from pase.models.frontend import wf_builder
+
+
+@dataclass
+class HybridModel:
+    """A loaded hybrid model: the network (weights loaded, on the CPU), its log-priors and mlp.yaml."""
+
+    model: HybridMLP | EncoderHybrid
+    priors: np.ndarray
+    info: dict[str, Any]
+
+    @property
+    def num_pdfs(self) -> int:
+        return int(self.info["num_pdfs"])
+
+    @property
+    def finetuned(self) -> bool:
+        """True when the model reads waveforms (encoder and MLP), False when it reads features."""
+        return "finetune" in self.info
+
+    @property
+    def options(self) -> MlpOptions:
+        return MlpOptions(**self.info["options"])
+
+
+def save_hybrid_model(out: Path, model: nn.Module, priors: np.ndarray, opts: MlpOptions, input_dim: int,
+                      num_pdfs: int, stats: dict[str, float], finetune: dict[str, Any] | None = None) -> None:
+    """Write final.pt, log_priors.npy and mlp.yaml under `out`; `stats` (train_frames, ...) follow
+    input_dim and num_pdfs in mlp.yaml, `finetune` (encoder settings) comes last when given."""
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), out / "final.pt")
+    np.save(out / "log_priors.npy", priors)
+    info = {"options": asdict(opts), "input_dim": input_dim, "num_pdfs": num_pdfs, **stats}
+    if finetune is not None:
+        info["finetune"] = finetune
+    (out / "mlp.yaml").write_text(yaml.safe_dump(info, sort_keys=False))
+
+
+def load_hybrid_model(model_dir: Path) -> HybridModel:
+    """Read what `save_hybrid_model` wrote; a missing or mismatched file is one PaseError naming it."""
+    path = model_dir / "mlp.yaml"
+    if not path.is_file():
+        raise PaseError(f"{path}: missing ({model_dir} is not a pase-train-mlp dir)")
+    info = yaml.safe_load(path.read_text())
+    if not isinstance(info, dict) or not {"options", "input_dim", "num_pdfs"} <= info.keys():
+        raise PaseError(f"{path}: expected the keys options, input_dim and num_pdfs; rerun pase-train-mlp")
+    opts = MlpOptions(**info["options"])
+    if "finetune" in info:
+        model: HybridMLP | EncoderHybrid = EncoderHybrid(wf_builder(info["finetune"]["pase_cfg"]),
+                                                         info["num_pdfs"], opts)
+    else:
+        model = HybridMLP(info["input_dim"], info["num_pdfs"], opts.hidden, opts.layers, opts.dropout)
+    weights = model_dir / "final.pt"
+    try:
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    except (OSError, EOFError, RuntimeError, pickle.UnpicklingError) as e:  # missing, truncated, or weights of another shape
+        raise PaseError(f"{weights}: cannot load the model ({str(e).splitlines()[0]}); "
+                        "rerun pase-train-mlp") from e
+    return HybridModel(model, load_priors(model_dir / "log_priors.npy", info["num_pdfs"]), info)
