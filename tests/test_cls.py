@@ -2,6 +2,7 @@
 corpus with MFCC and with PASE+ features of a short pretraining, fine-tuning, the recipe end to end."""
 import json
 import logging
+import math
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,11 +20,12 @@ from pase.bin.compute_stats import main as stats_main
 from pase.bin.extract import main as extract_main
 from pase.bin.train import main as pretrain_main
 from pase.cls import (ClassifierError, ClassifierHead, HeadConfig, LabelError, TrainOptions, class_inventory,
-                      load_classifier, load_features, next_lr, read_labels, score_features, score_waveforms,
+                      load_classifier, load_features, read_labels, score_features, score_waveforms,
                       sentence_decision, train_frozen)
 from pase.config import ConfigError
 from pase.io import DataDir, copy_data_dir, read_audio, read_kaldi_map, write_kaldi_map
 from pase.prep.librispeech import prepare_subset
+from pase.train.schedule import newbob_factor
 
 SPLITS = {"test": (0, 2), "dev": (2, 3), "train": (3, 6)}  # per speaker, utterance index ranges
 FAST = ["--epochs", "12", "--threads", "1"]  # the original's MLP and LR; half its epochs suffice here
@@ -116,12 +118,17 @@ def test_znorm_uses_training_statistics_only():
 
 
 def test_lr_halving_rule():
-    opts = TrainOptions(halving_factor=0.5, improvement_threshold=0.0025)
-    assert next_lr(0.1, None, 0.5, opts) == 0.1                     # first epoch: nothing to compare
-    assert next_lr(0.1, 0.5, 0.4, opts) == 0.1                      # 20 % better: keep
-    assert next_lr(0.1, 0.5, 0.499, opts) == pytest.approx(0.05)    # 0.2 % better: halve
-    assert next_lr(0.1, 0.5, 0.6, opts) == pytest.approx(0.05)      # worse: halve
-    assert next_lr(0.1, 0.0, 0.0, opts) == pytest.approx(0.05)      # perfect already: no improvement
+    """The newbob rule both the cls and the asr trainers use, edge cases included."""
+    def factor(prev, err):
+        return newbob_factor(prev, err, halving_factor=0.5, threshold=0.0025)
+    assert factor(None, 0.5) == 1.0                 # first epoch: nothing to compare
+    assert factor(0.5, 0.4) == 1.0                  # 20 % better: keep
+    assert newbob_factor(1.0, 0.75, halving_factor=0.5, threshold=0.25) == 1.0  # exactly the threshold: keep
+    assert factor(0.5, 0.499) == 0.5                # 0.2 % better: halve
+    assert factor(0.5, 0.6) == 0.5                  # worse: halve
+    assert factor(0.0, 0.0) == 0.5                  # perfect already: no improvement
+    assert factor(0.5, math.nan) == 0.5             # a NaN dev error is no improvement
+    assert factor(math.nan, 0.4) == 0.5
 
 
 def test_missing_labels_name_the_file_and_utterances(mfcc, tmp_path):

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from pase.errors import PaseError
+from pase.train.schedule import newbob_factor
 
 log = logging.getLogger(__name__)
 
@@ -171,10 +172,10 @@ class NewbobSchedule:
         if err < self.best:
             self.best = err
             self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if self.prev is not None and (self.prev - err) / max(self.prev, 1e-12) < self.opts.improvement_threshold:
-            self.lr *= self.opts.halving_factor
-            for group in self.optimizer.param_groups:
-                group["lr"] = self.lr
+        self.lr *= newbob_factor(self.prev, err, halving_factor=self.opts.halving_factor,
+                                 threshold=self.opts.improvement_threshold)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr
         self.prev = err
 
     def restore_best(self, model: nn.Module) -> None:

@@ -7,13 +7,13 @@ pooling. Recipe: egs/TEMPLATE/cls1/cls.sh.
 from pase.cls.features import LABELS, LabelError, class_inventory, load_features, read_classes, read_labels
 from pase.cls.model import (POOLINGS, ClassifierError, ClassifierHead, FinetuneClassifier, HeadConfig,
                             build_finetune, load_classifier, save_classifier)
-from pase.cls.train import (TrainOptions, fit, next_lr, score_features, score_waveforms, sentence_decision,
+from pase.cls.train import (TrainOptions, fit, score_features, score_waveforms, sentence_decision,
                             train_finetune, train_frozen)
 
 __all__ = [
     "LABELS", "POOLINGS", "ClassifierError", "ClassifierHead", "FinetuneClassifier", "HeadConfig",
     "LabelError", "TrainOptions", "build_finetune", "class_inventory", "fit",
-    "load_classifier", "load_features", "next_lr", "read_classes", "read_labels",
+    "load_classifier", "load_features", "read_classes", "read_labels",
     "save_classifier", "score_features", "score_waveforms", "sentence_decision", "train_finetune",
     "train_frozen",
 ]

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from pase.cls.model import ClassifierHead, FinetuneClassifier
 from pase.io import Utterance, check_waveform, read_audio
+from pase.train.schedule import newbob_factor
 
 log = logging.getLogger(__name__)
 
@@ -41,18 +42,6 @@ class TrainOptions:
     seed: int = 1234
     encoder_lr: float | None = None   # fine-tuning: the encoder's learning rate (None: lr)
     chunk_size: int = 32000           # fine-tuning: samples per training chunk
-
-
-def next_lr(lr: float, prev_err: float | None, err: float, opts: TrainOptions) -> float:
-    """The LR for the next epoch: scaled by halving_factor unless the dev error improved enough.
-
-    The improvement is relative to the previous epoch's error; from an error of 0 nothing can
-    improve, which counts as no improvement.
-    """
-    if prev_err is None:
-        return lr
-    improvement = (prev_err - err) / prev_err if prev_err > 0 else 0.0
-    return lr * opts.halving_factor if improvement < opts.improvement_threshold else lr
 
 
 def sentence_decision(scores: Mapping[str, np.ndarray], classes: Sequence[str]) -> dict[str, str]:
@@ -95,9 +84,9 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: Calla
         if err <= best:
             best, best_state = err, copy.deepcopy(model.state_dict())
             on_best(model)
-        new_lr = next_lr(lr, prev, err, opts)
+        factor = newbob_factor(prev, err, halving_factor=opts.halving_factor, threshold=opts.improvement_threshold)
         for group in optimizer.param_groups:
-            group["lr"] *= new_lr / lr
+            group["lr"] *= factor
         prev = err
         history.append(record)
         log.info("epoch %d: lr %.3g, train loss %.4f, train err %.4f, dev err %.4f%s", epoch, lr,

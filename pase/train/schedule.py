@@ -43,3 +43,18 @@ def fe_factor(step: int, *, freeze_steps: int = 0, warmup_steps: int = 0) -> flo
     if warmup_steps > 0 and step - freeze_steps < warmup_steps:
         return (step - freeze_steps + 1) / warmup_steps
     return 1.0
+
+
+def newbob_factor(prev_err: float | None, err: float, *, halving_factor: float, threshold: float) -> float:
+    """LR multiplier after an epoch with dev error `err` (the "newbob" rule of the original's
+    TIMIT and classification scripts): `halving_factor` when the error improved by less than
+    `threshold` relative to the previous epoch's, else 1.
+
+    One rule for the asr and cls trainers, edge cases included: the first epoch (no previous
+    error) keeps the LR; from an error of 0 nothing can improve, and a non-finite error is no
+    improvement, so both scale it.
+    """
+    if prev_err is None:
+        return 1.0
+    improved = prev_err > 0 and math.isfinite(err) and (prev_err - err) / prev_err >= threshold
+    return 1.0 if improved else halving_factor
