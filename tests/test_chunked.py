@@ -9,7 +9,7 @@ import yaml
 
 from conftest import TINY_FE, make_data_dir
 from pase.bin.extract import main
-from pase.extraction import ExtractOptions, FeatureExtractor
+from pase.extraction import ExtractOptions, FeatureExtractor, pad_waveforms
 from pase.io import ArkScpWriter, DataDir, PaseInputError, iter_matrix_blocks, read_kaldi_map
 from pase.models import wf_builder
 from pase.models.qrnn import QRNN, linear_scan
@@ -73,15 +73,10 @@ def test_chunked_equals_one_pass(model, samples, monkeypatch):
 
 
 def test_padded_batch_with_long_rows(model):
-    lengths = [20_155, 3_000, 16_001, 9_000]
-    wavs = [torch.randn(n) for n in lengths]
-    batch = torch.zeros(len(wavs), 1, max(lengths))
-    for i, w in enumerate(wavs):
-        batch[i, 0, :len(w)] = w
+    batch, lengths = pad_waveforms([torch.randn(n).numpy() for n in (20_155, 3_000, 16_001, 9_000)])
     with torch.no_grad():
-        y, frames, hidden = model.forward_padded(batch, torch.tensor(lengths), return_hidden=True)
-        yc, frames_c, hidden_c = model.forward_padded(batch, torch.tensor(lengths), return_hidden=True,
-                                                      max_chunk_seconds=0.3)
+        y, frames, hidden = model.forward_padded(batch, lengths, return_hidden=True)
+        yc, frames_c, hidden_c = model.forward_padded(batch, lengths, return_hidden=True, max_chunk_seconds=0.3)
     assert torch.equal(frames, frames_c) and yc.shape == y.shape
     for i, n in enumerate(frames.tolist()):
         for a, b in zip([yc, *hidden_c], [y, *hidden]):

@@ -20,8 +20,7 @@ from pathlib import Path
 from pase.bin.common import ArgumentParser, add_device_options, run_main, setup_device, str2bool
 from pase.config import ConfigError, load_config
 from pase.data import ChunkDataset, EpochSampler, make_loader, utterance_durations
-from pase.io import DataDir
-from pase.io.data_cfg import load_data_cfg
+from pase.io.data_cfg import load_train_data
 from pase.models.workers import target_specs
 from pase.targets import TargetBank
 from pase.train.stats import compute_stats, describe, save_stats
@@ -60,9 +59,7 @@ def main(argv: list[str] | None = None) -> None:
         p.apply_config(train_config, only=TRAIN_KEYS)
     args = p.parse_args(argv)
     device = setup_device(args)
-    if args.train_data is None and args.data_cfg is None:
-        raise ConfigError("give --train_data (a Kaldi data dir) or --data_cfg with --data_root")
-    data = DataDir.load(args.train_data) if args.train_data else load_data_cfg(args.data_cfg, args.data_root, "train")
+    data = load_train_data(args.train_data, args.data_cfg, args.data_root)
     bank = TargetBank(target_specs(load_config(args.net_cfg))).to(device)
     if not bank.dims:
         raise ConfigError(f"{args.net_cfg} has no worker with a computed target")

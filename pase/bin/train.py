@@ -27,7 +27,7 @@ from pase.config import ConfigError, load_config
 from pase.data import (ChunkDataset, EpochSampler, batches_per_epoch_from_duration, make_loader,
                        utterance_durations)
 from pase.io import DataDir, DataDirError
-from pase.io.data_cfg import load_data_cfg
+from pase.io.data_cfg import load_data_cfg, load_train_data
 from pase.models.frontend import wf_builder
 from pase.models.workers import build_workers, target_specs
 from pase.targets import TargetBank
@@ -107,9 +107,7 @@ def main(argv: list[str] | None = None) -> Trainer:
     args = build_parser().parse_args(argv)
     device, rank, world = setup_distributed(args)
     torch.manual_seed(args.seed)  # same initial weights for the same seed (DDP then syncs rank 0's)
-    if args.train_data is None and args.data_cfg is None:
-        raise ConfigError("give --train_data (a Kaldi data dir) or --data_cfg with --data_root")
-    train = DataDir.load(args.train_data) if args.train_data else load_data_cfg(args.data_cfg, args.data_root, "train")
+    train = load_train_data(args.train_data, args.data_cfg, args.data_root)
     valid = None
     if args.do_eval:
         if args.valid_data:

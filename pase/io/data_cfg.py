@@ -20,3 +20,13 @@ def load_data_cfg(cfg_path: Path, root: Path | None, split: str) -> DataDir:
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
         raise DataDirError(f"{cfg_path}: not an original data cfg with a {split!r} split ({e})") from e
     return DataDir(Path(cfg_path), sorted(utts, key=lambda u: u.utt_id.encode()))
+
+
+def load_train_data(data_dir: Path | None, data_cfg: Path | None, data_root: Path | None) -> DataDir:
+    """The training data of pase-train and pase-compute-stats: --train_data (a Kaldi data dir),
+    else the train split of --data_cfg under --data_root (the seed's commands)."""
+    if data_dir is not None:
+        return DataDir.load(data_dir)
+    if data_cfg is None:
+        raise DataDirError("give --train_data (a Kaldi data dir) or --data_cfg with --data_root")
+    return load_data_cfg(data_cfg, data_root, "train")
