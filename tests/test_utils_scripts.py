@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from pase.bin import data_dir as dd
-from pase.io import DataDirError
+from pase.io import DataDirError, fix_data_dir, split_data_dir, validate_data_dir
+from pase.io.split import partition
 
 REPO = Path(__file__).resolve().parents[1]
 UTILS = REPO / "utils"
@@ -163,11 +164,11 @@ PROBLEMS = {
 def test_validate_reports_and_fix_repairs_each_problem(tmp_path, problem):
     changes, error, kept = PROBLEMS[problem]
     d = make_dir(tmp_path / "d", dict(GOOD, **changes))
-    errors, _, _, _ = dd.validate(d)
+    errors, _, _, _ = validate_data_dir(d)
     assert any(re.search(error, e) for e in errors), errors
     assert all(e.startswith(str(d)) for e in errors), errors  # every problem names its file
-    dd.fix(d)
-    assert dd.validate(d)[0] == []
+    fix_data_dir(d)
+    assert validate_data_dir(d)[0] == []
     assert (d / "utt2spk").read_text().split()[::2] == kept
     for name, content in changes.items():
         assert (d / ".backup" / name).read_text() == content
@@ -175,15 +176,15 @@ def test_validate_reports_and_fix_repairs_each_problem(tmp_path, problem):
 
 def test_validate_good_dir_and_options(tmp_path):
     d = make_dir(tmp_path / "d", GOOD)
-    assert dd.validate(d) == ([], [], 4, 3)
+    assert validate_data_dir(d) == ([], [], 4, 3)
     (d / "text").unlink()
     (d / "wav.scp").unlink()
-    errors = dd.validate(d)[0]
+    errors = validate_data_dir(d)[0]
     assert errors == [f"{d}/wav.scp: missing (or pass --no-wav)",
                       f"{d}/text: missing (or pass --no-text)"]
     (d / "feats.scp").write_text("bogus\n")
-    assert dd.validate(d, no_text=True, no_wav=True, no_feats=True)[0] == []
-    errors = dd.validate(d, no_text=True, no_wav=True)[0]
+    assert validate_data_dir(d, no_text=True, no_wav=True, no_feats=True)[0] == []
+    errors = validate_data_dir(d, no_text=True, no_wav=True)[0]
     assert errors[0] == f"{d}/feats.scp:1: key 'bogus' has no value"
 
 
@@ -194,7 +195,7 @@ def test_validate_warnings(tmp_path):
         "spk2utt": "spkA spkA-1 spkA-2 spkC-1\nspkB spkB-1\n",
         "cmvn.scp": "spkA c.ark:1\nspkB c.ark:2\n",
         "spk2gender": "spkA f\nspkB m\n"}))
-    errors, warnings, n_utts, n_spks = dd.validate(d)
+    errors, warnings, n_utts, n_spks = validate_data_dir(d)
     assert (errors, n_utts, n_spks) == ([], 4, 2)
     assert warnings[0].startswith(f"{d}/utt2spk: sorted by utterance, the speakers are not")
     assert warnings[1] == f"{d}/text: empty transcript(s), 1: 'spkB-1'"
@@ -232,7 +233,7 @@ def test_validate_and_fix_scripts(tmp_path):
 def test_fix_refuses_to_empty_a_dir(tmp_path):
     d = make_dir(tmp_path / "d", dict(GOOD, text="other 1\n"))
     with pytest.raises(DataDirError, match=r"no utterance would remain.*4 not in text"):
-        dd.fix(d)
+        fix_data_dir(d)
     assert (d / "text").read_text() == "other 1\n" and not (d / ".backup").exists()
 
 
@@ -259,7 +260,7 @@ def test_subset_modes(tmp_path, how, expected):
     speakers = sorted({u.split("-")[0] for u in expected})
     assert [line.split()[0] for line in lines(out / "cmvn.scp")] == speakers  # carried along
     assert [line.split()[0] for line in lines(out / "feats.scp")] == expected
-    assert dd.validate(out)[0] == []
+    assert validate_data_dir(out)[0] == []
 
 
 def test_subset_errors(tmp_path):
@@ -356,7 +357,7 @@ def test_split_script(tmp_path):
 @pytest.mark.parametrize("nj, sizes", [(1, [10]), (3, [4, 2, 4]), (5, [4, 1, 1, 3, 1])])
 def test_split_balance(tmp_path, nj, sizes):
     d = make_dir(tmp_path / "d", SPLIT)
-    dd.split(d, nj)
+    split_data_dir(d, nj)
     parts = [lines(d / f"split{nj}" / str(j) / "utt2spk") for j in range(1, nj + 1)]
     assert [len(p) for p in parts] == sizes
     speakers = [{line.split()[1] for line in p} for p in parts]
@@ -374,25 +375,25 @@ def test_split_errors_and_reuse(tmp_path, capsys, monkeypatch):
     past = (d / "utt2spk").stat().st_mtime_ns - 10**9
     for f in d.iterdir():
         os.utime(f, ns=(past, past))
-    dd.split(d, 2)
+    split_data_dir(d, 2)
     marker = d / "split2" / "1" / "marker"
     marker.write_text("")
-    dd.split(d, 2)
+    split_data_dir(d, 2)
     assert marker.exists()  # split newer than the data: reused
     (d / "utt2spk").write_text(SPLIT["utt2spk"])
-    dd.split(d, 2)
+    split_data_dir(d, 2)
     assert not marker.exists()  # data changed: split again
 
 
 def test_partition_is_balanced():
     for sizes in itertools.product((1, 2, 7), repeat=6):
         for nj in range(1, 7):
-            starts = dd.partition(list(sizes), nj)
+            starts = partition(list(sizes), nj)
             assert len(starts) == nj and starts == sorted(set(starts)) and starts[0] == 0
             bounds = starts + [len(sizes)]
             sums = [sum(sizes[a:b]) for a, b in zip(bounds, bounds[1:])]
             assert all(abs(s - sum(sizes) / nj) <= max(sizes) for s in sums), (sizes, nj, sums)
-    assert dd.partition([50] * 2000, 32)[1:3] == [62, 125]  # 3100, 3150, ... utterances
+    assert partition([50] * 2000, 32)[1:3] == [62, 125]  # 3100, 3150, ... utterances
 
 
 def test_utt2spk_spk2utt_round_trip(tmp_path):

@@ -39,12 +39,12 @@ STANDARD_FILES = (
 
 # Kaldi splits on ASCII whitespace only; str.split() would also split on
 # Unicode spaces that may legitimately appear inside transcripts.
-_WS = re.compile(r"[ \t\r\f\v]+")
-_WS_CHARS = " \t\r\f\v"
+WS = re.compile(r"[ \t\r\f\v]+")
+WS_CHARS = " \t\r\f\v"
 _MAX_IDS_IN_MESSAGE = 5
 
 
-def _c_order(key: str) -> bytes:
+def c_order(key: str) -> bytes:
     """Sort key matching ``LC_ALL=C sort``, which Kaldi requires."""
     return key.encode("utf-8")
 
@@ -70,7 +70,7 @@ def _read_entries(
         lines.pop()
     entries: dict[str, tuple[int, str]] = {}
     for lineno, line in enumerate(lines, 1):
-        fields = _WS.split(line.strip(_WS_CHARS))
+        fields = WS.split(line.strip(WS_CHARS))
         key = fields[0]
         if not key:
             raise DataDirError(f"{path}:{lineno}: blank line")
@@ -78,7 +78,7 @@ def _read_entries(
             raise DataDirError(
                 f"{path}:{lineno}: expected {n_fields} fields, got {len(fields)}"
             )
-        value = line.strip(_WS_CHARS)[len(key):].strip(_WS_CHARS)
+        value = line.strip(WS_CHARS)[len(key):].strip(WS_CHARS)
         if not value and not allow_empty:
             raise DataDirError(f"{path}:{lineno}: key {key!r} has no value")
         if key in entries:
@@ -107,7 +107,7 @@ def _parse_segments(path: str | Path) -> dict[str, tuple[int, str, float, float]
     """Parse ``segments`` into ``utt -> (line number, recording, start, end)``."""
     parsed = {}
     for utt, (lineno, value) in _read_entries(path, n_fields=4).items():
-        reco, start_s, end_s = _WS.split(value)
+        reco, start_s, end_s = WS.split(value)
         try:
             start, end = float(start_s), float(end_s)
         except ValueError:
@@ -151,25 +151,25 @@ def atomic_write_lines(path: str | Path, lines: Iterable[str]) -> None:
         raise
 
 
-def write_kaldi_map(path: str | Path, mapping: Mapping[str, str | Sequence[str]]) -> None:
-    """Write ``key value`` lines sorted in C-locale order, atomically.
+def kaldi_map_lines(mapping: Mapping[str, str | Sequence[str]], where: str | Path) -> Iterable[str]:
+    """The ``key value`` lines of ``mapping`` in C-locale order; errors name ``where``.
 
     Sequence values are joined with spaces (e.g. ``spk2utt``).  Keys must be
     non-empty and free of whitespace, as Kaldi's table readers require.
     """
-    path = Path(path)
+    for key in sorted(mapping, key=c_order):
+        if not key or WS.search(key) or "\n" in key:
+            raise DataDirError(f"{where}: invalid key {key!r} (empty or contains whitespace)")
+        value = mapping[key]
+        text = value if isinstance(value, str) else " ".join(value)
+        if "\n" in text:
+            raise DataDirError(f"{where}: value for key {key!r} contains a newline")
+        yield f"{key} {text}\n" if text else f"{key}\n"
 
-    def lines() -> Iterable[str]:
-        for key in sorted(mapping, key=_c_order):
-            if not key or _WS.search(key) or "\n" in key:
-                raise DataDirError(f"{path}: invalid key {key!r} (empty or contains whitespace)")
-            value = mapping[key]
-            text = value if isinstance(value, str) else " ".join(value)
-            if "\n" in text:
-                raise DataDirError(f"{path}: value for key {key!r} contains a newline")
-            yield f"{key} {text}\n" if text else f"{key}\n"
 
-    atomic_write_lines(path, lines())
+def write_kaldi_map(path: str | Path, mapping: Mapping[str, str | Sequence[str]]) -> None:
+    """Write :func:`kaldi_map_lines` of ``mapping`` to ``path``, atomically."""
+    atomic_write_lines(path, kaldi_map_lines(mapping, Path(path)))
 
 
 def utt2spk_to_spk2utt(utt2spk: Mapping[str, str]) -> dict[str, list[str]]:
@@ -177,7 +177,7 @@ def utt2spk_to_spk2utt(utt2spk: Mapping[str, str]) -> dict[str, list[str]]:
     spk2utt: dict[str, list[str]] = {}
     for utt, spk in utt2spk.items():
         spk2utt.setdefault(spk, []).append(utt)
-    return {spk: sorted(spk2utt[spk], key=_c_order) for spk in sorted(spk2utt, key=_c_order)}
+    return {spk: sorted(spk2utt[spk], key=c_order) for spk in sorted(spk2utt, key=c_order)}
 
 
 @dataclass(frozen=True)
@@ -198,7 +198,7 @@ class Utterance:
 
 def _warn_unsorted(path: Path, keys: Iterable[str]) -> None:
     keys = list(keys)
-    if keys != sorted(keys, key=_c_order):
+    if keys != sorted(keys, key=c_order):
         logger.warning("%s: keys are not sorted in C-locale order (Kaldi tools require it)", path)
 
 
@@ -250,7 +250,7 @@ class DataDir:
         utt2dur: dict[str, float] | None = None,
     ) -> None:
         self.path = Path(path)
-        self.utterances: list[Utterance] = sorted(utterances, key=lambda u: _c_order(u.utt_id))
+        self.utterances: list[Utterance] = sorted(utterances, key=lambda u: c_order(u.utt_id))
         self._index = {u.utt_id: u for u in self.utterances}
         if len(self._index) != len(self.utterances):
             raise DataDirError(f"{self.path}: duplicate utterance ids")
@@ -316,7 +316,7 @@ class DataDir:
     def subset(self, utt_ids: Iterable[str]) -> DataDir:
         """Restrict to ``utt_ids`` (unknown ids are an error, not silently dropped)."""
         keep = set(utt_ids)
-        unknown = sorted(keep - self._index.keys(), key=_c_order)
+        unknown = sorted(keep - self._index.keys(), key=c_order)
         if unknown:
             raise DataDirError(f"{self.path}: unknown utterance id(s): {_few(unknown)}")
 
@@ -363,7 +363,7 @@ def copy_data_dir(
         keep = set(data.utt2spk)
     else:
         keep = set(utt_ids)
-        unknown = sorted(keep - data.utt2spk.keys(), key=_c_order)
+        unknown = sorted(keep - data.utt2spk.keys(), key=c_order)
         if unknown:
             raise DataDirError(f"{src}: unknown utterance id(s): {_few(unknown)}")
 
@@ -381,7 +381,7 @@ def copy_data_dir(
         "utt2num_frames": by_keys(read("utt2num_frames", n_fields=2), keep),
     }
     segments = out["segments"]
-    recos = keep if segments is None else {_WS.split(v)[0] for v in segments.values()}
+    recos = keep if segments is None else {WS.split(v)[0] for v in segments.values()}
     out["wav.scp"] = by_keys(read("wav.scp"), recos)
     out["reco2file_and_channel"] = by_keys(read("reco2file_and_channel"), recos)
     utt2spk = out["utt2spk"]
