@@ -9,10 +9,11 @@ exactly so the stats are interchangeable with Kaldi's own.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
@@ -84,22 +85,39 @@ class ArkScpWriter:
         The bytes equal `write` of the whole matrix (Kaldi's binary header gives the size up
         front), so a long utterance's features can be written as they are computed.
         """
+        with self.matrix(key, rows, cols) as append:
+            for piece in pieces:
+                append(piece)
+
+    @contextlib.contextmanager
+    def matrix(self, key: str, rows: int, cols: int) -> Iterator[Callable[[np.ndarray], None]]:
+        """`write_pieces` driven by the caller: the context gives ``append(piece)``, so several
+        archives can take the layers of one long utterance piece by piece, in step.
+
+        Leaving it with fewer rows than announced, or by an exception, removes the matrix (the
+        archive stays valid without it).
+        """
         self._check_key(key)
         f = self._file
         start = f.tell()
         token = b"FM " if self.dtype == np.float32 else b"DM "
         done = 0
+
+        def append(piece: np.ndarray) -> None:
+            nonlocal done
+            piece = self._checked(key, piece)
+            if piece.shape[1] != cols or done + piece.shape[0] > rows:
+                raise PaseInputError(f"{self.ark_path}: {key!r}: a piece of shape {piece.shape} "
+                                     f"does not fit a {rows} x {cols} matrix after {done} rows")
+            with naming_file(self.ark_path):
+                f.write(np.ascontiguousarray(piece).tobytes())
+            done += piece.shape[0]
+
         try:
             with naming_file(self.ark_path):
                 f.write(key.encode("utf-8") + b" " + _BINARY_MARKER + token
                         + b"\x04" + struct.pack("<i", rows) + b"\x04" + struct.pack("<i", cols))
-                for piece in pieces:
-                    piece = self._checked(key, piece)
-                    if piece.shape[1] != cols or done + piece.shape[0] > rows:
-                        raise PaseInputError(f"{self.ark_path}: {key!r}: a piece of shape {piece.shape} "
-                                             f"does not fit a {rows} x {cols} matrix after {done} rows")
-                    f.write(np.ascontiguousarray(piece).tobytes())
-                    done += piece.shape[0]
+            yield append
             if done != rows:
                 raise PaseInputError(f"{self.ark_path}: {key!r}: {done} rows written, {rows} announced")
         except BaseException:
