@@ -13,7 +13,8 @@ from pase.extraction import ExtractOptions, FeatureExtractor, pad_waveforms
 from pase.io import ArkScpWriter, DataDir, PaseInputError, iter_matrix_blocks, read_kaldi_map
 from pase.models import wf_builder
 from pase.models.qrnn import QRNN, linear_scan
-from pase.probe.features import Condition, EncoderSpec, ItemAudio, encode_items, layer_names
+from pase.models.featurizer import layer_names
+from pase.probe.features import Condition, EncoderSpec, ItemAudio, encode_items
 from pase.probe.split import Item
 
 # "unfused": no fused path for the first two blocks (block 2 has stride 1), so the skips that drift

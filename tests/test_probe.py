@@ -149,7 +149,7 @@ def test_bn_reestimation_matches_the_data():
 def test_bad_inputs(corpus, tmp_path):
     with pytest.raises(ProbeError, match=r"4 class\(es\) have fewer examples than --few 5 \+ --test_per_class 2.*spk0"):
         run_probe(corpus, EncoderSpec(feats="mfcc"), opts(tmp_path, few=5))
-    with pytest.raises(ProbeError, match="not a layer of this encoder"):
+    with pytest.raises(PaseError, match="not a layer of this encoder"):
         run_probe(corpus, EncoderSpec(seed=0), opts(tmp_path, layers="12"))
     with pytest.raises(ProbeError, match="label file not found"):
         run_probe(corpus, EncoderSpec(feats="mfcc"), opts(tmp_path, labels="utt2label"))

@@ -14,7 +14,34 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pase.config import ConfigError
 from pase.models.frontend import WaveFe
+
+
+def layer_names(encoder: WaveFe) -> list[str]:
+    """Names of the `forward_hidden` layers, in order (PASE+: skip1..skip7, rnn, final)."""
+    n_skips = len(encoder.denseskips) if encoder.denseskips is not None else 0
+    return [f"skip{i + 1}" for i in range(n_skips)] + ["rnn" if encoder.rnn is not None else "block"] + ["final"]
+
+
+def select_layers(spec: str, names: list[str]) -> list[int]:
+    """Indices into `names` of a --layers value: 'final' (or 'last'), 'all', or comma-separated
+    0-based indices (negative ones count from the end) and names."""
+    if spec in ("final", "last"):
+        return [len(names) - 1]
+    if spec == "all":
+        return list(range(len(names)))
+    out = []
+    for tok in spec.split(","):
+        tok = tok.strip()
+        if tok in names:
+            out.append(names.index(tok))
+        elif tok.lstrip("-").isdigit() and -len(names) <= int(tok) < len(names):
+            out.append(int(tok) % len(names))
+        else:
+            raise ConfigError(f"--layers: {tok!r} is not a layer of this encoder: indices 0..{len(names) - 1} "
+                              f"or names {', '.join(names)} (or 'final', 'all')")
+    return out
 
 
 def output_space_layers(encoder: WaveFe, hidden: Sequence[torch.Tensor]) -> list[torch.Tensor]:

@@ -26,6 +26,7 @@ from pase.errors import PaseError
 from pase.extraction import estimated_samples, pad_waveforms, plan_batches
 from pase.io import AudioError, DataDir, check_waveform, peak_normalize, read_audio
 from pase.models.batchnorm import reestimate_batchnorm, reset_batchnorm
+from pase.models.featurizer import layer_names
 from pase.models.frontend import WaveFe, wf_builder
 from pase.probe.split import Item, ProbeError
 
@@ -85,12 +86,6 @@ class EncoderSpec:
             st = p.stat()
             out["ckpt"] = [str(p.resolve()), st.st_size, st.st_mtime_ns]
         return out
-
-
-def layer_names(encoder: WaveFe) -> list[str]:
-    """Names of the `forward_hidden` layers, in order (PASE+: skip1..skip7, rnn, final)."""
-    n_skips = len(encoder.denseskips) if encoder.denseskips is not None else 0
-    return [f"skip{i + 1}" for i in range(n_skips)] + ["rnn" if encoder.rnn is not None else "block"] + ["final"]
 
 
 def build_encoder(spec: EncoderSpec, device: str) -> WaveFe:

@@ -16,8 +16,9 @@ import numpy as np
 from tqdm import tqdm
 
 from pase.io import DataDir
+from pase.models.featurizer import layer_names, select_layers
 from pase.probe.features import (Condition, EncoderSpec, ItemAudio, bn_reestimate_audio, build_encoder,
-                                 cache_key, data_identity, encode_items, layer_names, load_cached,
+                                 cache_key, data_identity, encode_items, load_cached,
                                  reestimate, save_cached)
 from pase.probe.linear import accuracy, fit_predict
 from pase.probe.split import Item, ProbeError, draw_train, read_items, read_test_list, split_test
@@ -45,25 +46,6 @@ class ProbeOptions:
     max_chunk_seconds: float = 30.0  # longer items are encoded in pieces (bounded memory)
     cache_dir: Path | None = None
     progress: bool = True
-
-
-def select_layers(spec: str, names: list[str]) -> list[int]:
-    """'final', 'all', or comma-separated indices / names of `names`."""
-    if spec == "final":
-        return [len(names) - 1]
-    if spec == "all":
-        return list(range(len(names)))
-    out = []
-    for tok in spec.split(","):
-        tok = tok.strip()
-        if tok in names:
-            out.append(names.index(tok))
-        elif tok.lstrip("-").isdigit() and -len(names) <= int(tok) < len(names):
-            out.append(int(tok) % len(names))
-        else:
-            raise ProbeError(f"--layers: {tok!r} is not a layer of this encoder: indices 0..{len(names) - 1} "
-                             f"or names {', '.join(names)} (or 'final', 'all')")
-    return out
 
 
 class _Features:
