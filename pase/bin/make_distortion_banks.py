@@ -13,18 +13,13 @@ The same --seed gives the same files.
 """
 from __future__ import annotations
 
-import json
 import logging
+from dataclasses import fields
 from pathlib import Path
 
-import numpy as np
-
-from pase.augment.banks import (PASE_PLUS_SETTINGS, make_filters, make_noises, make_overlap,
-                                simulate_rirs, speech_like)
-from pase.augment.openslr import openslr_rirs
+from pase.augment.bank_dir import BankSizes, make_distortion_banks
 from pase.bin.common import ArgumentParser, run_main
 from pase.errors import PaseError
-from pase.io import read_audio, read_kaldi_map
 
 log = logging.getLogger("pase-make-distortion-banks")
 
@@ -55,14 +50,6 @@ def build_parser() -> ArgumentParser:
     return p
 
 
-def speech_sources(scp: Path) -> list[str]:
-    """Audio sources of a wav.scp ('utt path-or-pipe') or of a plain list of files."""
-    lines = [line.strip() for line in scp.read_text().splitlines() if line.strip()]
-    if lines and all(len(line.split()) == 1 for line in lines):
-        return lines
-    return list(read_kaldi_map(scp).values())
-
-
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     counts = ["rooms_per_type", "rirs_per_room", "num_noises", "num_overlap"]
@@ -72,38 +59,11 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("noise_seconds", "overlap_seconds"):
         if not getattr(args, name) > 0:
             raise PaseError(f"--{name} must be > 0")
-    rng = np.random.default_rng(args.seed)
-    sr, out = args.sample_rate, args.out_dir
-    out.mkdir(parents=True, exist_ok=True)
-    if args.speech_scp is None:
-        def talker(n: int) -> np.ndarray:
-            return speech_like(n / sr, rng, sr)
-    else:
-        recordings = [read_audio(s, sample_rate=sr) for s in speech_sources(args.speech_scp)]
-
-        def talker(n: int) -> np.ndarray:
-            wav = recordings[rng.integers(len(recordings))]
-            start = rng.integers(max(1, len(wav) - n + 1))
-            return np.pad(wav[start:start + n], (0, max(0, n - len(wav))))
-
-    simulate_rirs(out, rng, args.rooms_per_type, args.rirs_per_room, sr)
-    make_noises(out / "noises", rng, args.num_noises, args.noise_seconds, talker, sr)
-    overlap_list = make_overlap(out / "overlap", args.num_overlap, args.overlap_seconds, talker,
-                                sr)
-    _, rirs = openslr_rirs(out, {}, args.seed)
-    cfg = {"data_root": str(out.resolve()), **PASE_PLUS_SETTINGS,
-           "reverb_data_root": ".", "reverb_fmt": "wav", "reverb_irfiles": rirs,
-           "overlap_dir": "overlap", "overlap_list": str(overlap_list.relative_to(out)),
-           "noises_dir": ["noises"]}
-    if not args.no_filters:
-        make_filters(out / "filters", rng, args.num_bandrop_filters, sample_rate=sr)
-        cfg.update(bandrop_data_root="filters/bandrop", bandrop_fmt="npy", bandrop_irfiles=[],
-                   downsample_data_root="filters", downsample_fmt="npy",
-                   downsample_irfiles=["filter_16_to_8.npy"])
-    out_cfg = args.out_cfg or out / "distortions.cfg"
-    out_cfg.parent.mkdir(parents=True, exist_ok=True)
-    out_cfg.write_text(json.dumps(cfg, indent=2) + "\n")
-    log.info("distortion banks in %s; config %s", out, out_cfg)
+    sizes = BankSizes(**{f.name: getattr(args, f.name) for f in fields(BankSizes)})
+    cfg = make_distortion_banks(args.out_dir, sizes, seed=args.seed, speech_scp=args.speech_scp,
+                                filters=not args.no_filters, out_cfg=args.out_cfg,
+                                sample_rate=args.sample_rate)
+    log.info("distortion banks in %s; config %s", args.out_dir, cfg)
 
 
 def cli() -> None:
