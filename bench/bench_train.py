@@ -37,12 +37,11 @@ from pase.augment import build_distortions  # noqa: E402
 from pase.config import load_config  # noqa: E402
 from pase.data import ChunkDataset, EpochSampler, make_loader  # noqa: E402
 from pase.io import DataDir  # noqa: E402
-from pase.models import wf_builder  # noqa: E402
-from pase.models.workers import build_workers, target_specs  # noqa: E402
+from pase.models.workers import target_specs  # noqa: E402
 from pase.targets import TargetBank  # noqa: E402
 from pase.train.model import PaseModel  # noqa: E402
 from pase.train.stats import compute_stats  # noqa: E402
-from pase.train.trainer import PhaseTimer, Trainer, TrainOptions  # noqa: E402
+from pase.train.trainer import PHASES, Trainer, TrainOptions  # noqa: E402
 
 
 def corpus(root: Path, n: int = 24, seconds: float = 6.0) -> Path:
@@ -98,9 +97,7 @@ def main() -> None:
               f"batch {args.batch_size} x 32000 samples, loader processes {args.num_workers}")
         for amp in args.amp:
             torch.manual_seed(0)
-            encoder = wf_builder("cfg/frontend/PASE+.cfg")
-            regr, cls = build_workers(wcfg, encoder.emb_dim, bank.dims)
-            model = PaseModel(encoder, regr, cls, TargetBank(target_specs(wcfg)), stats)
+            model = PaseModel.build("cfg/frontend/PASE+.cfg", wcfg, stats)
             if args.distortions:
                 model.distort = build_distortions(banks(Path(tmp)), data_root=None).to(device)
             steps = args.steps + 1
@@ -113,14 +110,14 @@ def main() -> None:
                 torch.cuda.reset_peak_memory_stats()
             it = iter(loader)
             trainer.train_step(next(it))  # warm-up (allocations, oneDNN/cuDNN kernel choice)
-            trainer.timer = PhaseTimer(True, device)
+            trainer.timer.take()
             t0 = time.perf_counter()
             for batch in it:
                 trainer.train_step(batch)
             wall = time.perf_counter() - t0
-            per = {k: v / args.steps for k, v in trainer.timer.total.items()}
+            per = {k: v / args.steps for k, v in trainer.timer.take().items()}
             audio = args.batch_size * 2.0
-            phases = ", ".join(f"{k} {per.get(k, 0.0):.2f}" for k in ("loading", "targets", "forward", "backward", "step"))
+            phases = ", ".join(f"{k} {per.get(k, 0.0):.2f}" for k in PHASES)
             mem = f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
             if device.type == "cuda":
                 mem += f", CUDA peak {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB"

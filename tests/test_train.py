@@ -18,7 +18,7 @@ from pase.config import load_config
 from pase.data import ChunkDataset, EpochSampler, make_loader
 from pase.io import DataDir
 from pase.models import wf_builder
-from pase.models.workers import build_workers, target_specs
+from pase.models.workers import target_specs
 from pase.targets import TargetBank
 from pase.train.model import PaseModel
 from pase.train.schedule import fe_factor, lr_factor
@@ -118,11 +118,7 @@ def test_stats_file_roundtrip_and_errors(tmp_path):
 
 def build_model(cfg_files, stats_file):
     torch.manual_seed(0)
-    encoder = wf_builder(cfg_files[0])
-    wcfg = load_config(cfg_files[1])
-    bank = TargetBank(target_specs(wcfg))
-    regr, cls = build_workers(wcfg, encoder.emb_dim, bank.dims)
-    return PaseModel(encoder, regr, cls, bank, load_stats(stats_file, bank.dims))
+    return PaseModel.build(cfg_files[0], cfg_files[1], stats_file)
 
 
 @pytest.mark.parametrize("kind,steps", [("regr", 40), ("cls", 80)])
@@ -130,13 +126,10 @@ def test_every_worker_loss_falls(kind, steps, tiny_corpus, cfg_files, stats_file
     """Each worker learns. The discriminators train apart from the regressors: with all twelve,
     the regression gradients dominate the tiny encoder for the first hundred steps."""
     torch.manual_seed(0)
-    encoder = wf_builder(cfg_files[0])
     wcfg = {kind: load_config(cfg_files[1])[kind]}
     if kind == "cls":
         wcfg["cls"].append({"name": "spc", "hidden_size": 16})
-    bank = TargetBank(target_specs(wcfg))
-    regr, cls = build_workers(wcfg, encoder.emb_dim, bank.dims)
-    model = PaseModel(encoder, regr, cls, bank, load_stats(stats_file, bank.dims))
+    model = PaseModel.build(cfg_files[0], wcfg, stats_file)
     ds = ChunkDataset(DataDir.load(tiny_corpus), 8000, seed=1)
     loader = make_loader(ds, EpochSampler(len(ds), batches_per_epoch=steps, batch_size=6, seed=1), 6, 0)
     opts = TrainOptions(epochs=1, batches_per_epoch=steps, fe_lr=2e-3, min_lr=2e-3, lr_mode="constant",

@@ -12,28 +12,22 @@ Multi-GPU / multi-node: launch with torchrun; each rank trains on its own share 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
-import yaml
 
 from pase.augment import build_distortions
 from pase.bin.common import (ArgumentParser, add_device_options, add_encoder_options, run_main, setup_device,
                              str2bool)
-from pase.config import ConfigError, load_config
-from pase.data import (ChunkDataset, EpochSampler, batches_per_epoch_from_duration, make_loader,
-                       utterance_durations)
-from pase.io import DataDir, DataDirError
-from pase.io.data_cfg import load_data_cfg, load_train_data
-from pase.models.frontend import wf_builder
-from pase.models.workers import build_workers, target_specs
-from pase.targets import TargetBank
+from pase.config import load_config
+from pase.io.data_cfg import load_train_data, load_valid_data
 from pase.train.model import PaseModel
 from pase.train.schedule import LR_MODES
-from pase.train.stats import load_stats
+from pase.train.session import chunk_loader, open_run
 from pase.train.trainer import AMP_MODES, BACKPROP_MODES, Trainer, TrainOptions
 
 log = logging.getLogger("pase-train")
@@ -75,6 +69,11 @@ def build_parser() -> ArgumentParser:
                    help="then ramp the encoder LR up linearly over N iterations")
     o.add_argument("--backprop_mode", choices=BACKPROP_MODES, default="base")
     o.add_argument("--amp", choices=AMP_MODES, default="none", help="autocast: bf16 (CPU/GPU) or fp16 (GPU, with a scaler)")
+    o.add_argument("--accum_grad", type=int, default=1,
+                   help="micro-batches of --batch_size per optimiser step (steps, schedules and "
+                   "--batches_per_epoch count optimiser steps)")
+    o.add_argument("--ema_decay", type=float, default=0.0,
+                   help="keep an exponential moving average of the encoder (e.g. 0.999), saved as FE_ema_e<N>.ckpt")
     o.add_argument("--grad_clip", type=float, default=0.0, help="clip the global gradient norm (0: off)")
     o.add_argument("--max_nonfinite", type=int, default=10, help="stop after this many non-finite losses in a row")
     o.add_argument("--seed", type=int, default=2)
@@ -84,6 +83,11 @@ def build_parser() -> ArgumentParser:
     r.add_argument("--valid_batches", type=int, default=None, help="validation batches (default: by duration)")
     r.add_argument("--tensorboard", type=str2bool, default=True, help="True/False")
     r.add_argument("--log_freq", type=int, default=100, help="logging period (iterations)")
+    r.add_argument("--save_every_steps", type=int, default=0,
+                   help="also save the full state every N steps mid-epoch (states/state_s<step>.pt; 0: off)")
+    r.add_argument("--save_every_minutes", type=float, default=0.0,
+                   help="also save the full state every M minutes mid-epoch (0: off)")
+    r.add_argument("--keep_states", type=int, default=2, help="mid-epoch states kept (the newest)")
     r.add_argument("--no_continue", action="store_true", help="start over instead of resuming")
     add_device_options(r)
     r.add_argument("--no_progress", action="store_true")
@@ -108,78 +112,34 @@ def main(argv: list[str] | None = None) -> Trainer:
     device, rank, world = setup_distributed(args)
     torch.manual_seed(args.seed)  # same initial weights for the same seed (DDP then syncs rank 0's)
     train = load_train_data(args.train_data, args.data_cfg, args.data_root)
-    valid = None
-    if args.do_eval:
-        if args.valid_data:
-            valid = DataDir.load(args.valid_data)
-        elif args.data_cfg:
-            valid = load_data_cfg(args.data_cfg, args.data_root, "valid")
-        else:
-            raise ConfigError("--do_eval needs --valid_data (or --data_cfg with a 'valid' split)")
-
-    encoder = wf_builder(args.fe_cfg)
-    if args.fe_ckpt:
-        encoder.load_pretrained(args.fe_ckpt, load_last=True)
+    valid = load_valid_data(args.valid_data, args.data_cfg, args.data_root) if args.do_eval else None
     workers_cfg = load_config(args.net_cfg)
-    bank = TargetBank(target_specs(workers_cfg))
-    regression, classification = build_workers(workers_cfg, encoder.emb_dim, bank.dims)
-    stats = None
-    if bank.dims:
-        if args.stats is None:
-            raise ConfigError(f"workers {sorted(bank.dims)} need --stats (make them with pase-compute-stats)")
-        stats = load_stats(args.stats, bank.dims)
-    model = PaseModel(encoder, regression, classification, bank, stats)
+    model = PaseModel.build(args.fe_cfg, workers_cfg, args.stats, args.fe_ckpt)
     if args.dtrans_cfg is not None and str(args.dtrans_cfg) != "None":  # 'None' disabled it originally
         model.distort = build_distortions(args.dtrans_cfg, data_root=args.dtrans_root).to(device)
-    context = any(w.name in ("mi", "cmi") for w in classification)
-
-    def loader(data: DataDir, seed: int, batches: int | None):
-        durations = utterance_durations(data, write=rank == 0 and isinstance(data.path, Path) and data.path.is_dir())
-        ds = ChunkDataset(data, args.chunk_size, random_scale=args.random_scale, context=context,
-                          durations=durations, seed=seed, rank=rank)
-        total = sum(durations[u.utt_id] for u in ds.utterances)
-        bpe = batches or batches_per_epoch_from_duration(total, args.chunk_size, args.batch_size, world)
-        sampler = EpochSampler(len(ds), batches_per_epoch=bpe, batch_size=args.batch_size, rank=rank,
-                               world_size=world, seed=seed)
-        return make_loader(ds, sampler, args.batch_size, args.num_workers,
-                           pin_memory=device.type == "cuda"), bpe
-
-    train_loader, bpe = loader(train, args.seed, args.batches_per_epoch)
-    valid_loader, vbpe = (loader(valid, args.seed + 1, args.valid_batches) if valid else (None, 0))
-    opts = TrainOptions(epochs=args.epoch, batches_per_epoch=bpe, valid_batches=vbpe, fe_lr=args.fe_lr,
-                        min_lr=args.min_lr, lr_mode=args.lr_mode, lrdec_step=args.lrdec_step,
-                        lrdecay=args.lrdecay, warmup_steps=args.warmup_steps, fe_freeze_steps=args.fe_freeze_steps,
-                        fe_warmup_steps=args.fe_warmup_steps, backprop_mode=args.backprop_mode,
-                        amp=args.amp, grad_clip=args.grad_clip, max_nonfinite=args.max_nonfinite,
-                        seed=args.seed, log_freq=args.log_freq, tensorboard=args.tensorboard,
-                        progress=not args.no_progress)
+    loading = dict(chunk_size=args.chunk_size, batch_size=args.batch_size, accum_grad=args.accum_grad,
+                   random_scale=args.random_scale, context=any(w.name in ("mi", "cmi") for w in model.workers()),
+                   rank=rank, world_size=world, num_workers=args.num_workers, pin_memory=device.type == "cuda")
+    train_loader, bpe = chunk_loader(train, steps_per_epoch=args.batches_per_epoch, seed=args.seed, **loading)
+    valid_loader, vbpe = (chunk_loader(valid, steps_per_epoch=args.valid_batches, seed=args.seed + 1,
+                                       **{**loading, "accum_grad": 1}) if valid else (None, 0))
+    options = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainOptions) if hasattr(args, f.name)}
+    opts = TrainOptions(**{**options, "epochs": args.epoch, "batches_per_epoch": bpe, "valid_batches": vbpe,
+                           "progress": not args.no_progress})
     if args.warmup is not None:
         log.info("--warmup %d ignored, as in the original (a real warm-up is --warmup_steps)", args.warmup)
     if args.warmup_steps >= args.epoch * bpe > 0:
         log.warning("--warmup_steps %d >= the run's %d iterations: the LR never reaches its base value",
                     args.warmup_steps, args.epoch * bpe)
     trainer = Trainer(model, opts, args.save_path, device, rank=rank, world_size=world)
-    run_cfg = {"fe_cfg": encoder.config, "net_cfg": workers_cfg, "chunk_size": args.chunk_size,
+    run_cfg = {"fe_cfg": model.encoder.config, "net_cfg": workers_cfg, "chunk_size": args.chunk_size,
                "dtrans_cfg": load_config(args.dtrans_cfg) if model.distort is not None else None,
-               "batch_size": args.batch_size, "world_size": world, "seed": args.seed,
-               "batches_per_epoch": bpe}
-    cfg_file = args.save_path / "train.yaml"
-    if not args.no_continue and (args.save_path / "state.pt").exists():
-        if not cfg_file.exists():
-            raise ConfigError(f"{args.save_path}: state.pt without its train.yaml, so the saved run's settings "
-                              "are unknown; use --no_continue to start over or another --save_path")
-        saved = yaml.safe_load(cfg_file.read_text())
-        changed = [k for k in run_cfg if saved.get("run", {}).get(k) != run_cfg[k]]
-        if changed:
-            raise ConfigError(f"{args.save_path}: cannot resume, {', '.join(changed)} changed since the "
-                              "saved run; use --no_continue to start over or another --save_path")
+               "batch_size": args.batch_size, "accum_grad": args.accum_grad, "world_size": world,
+               "seed": args.seed, "batches_per_epoch": bpe}
+    if open_run(args.save_path, run_cfg, vars(args), resume=not args.no_continue, write=rank == 0):
         trainer.resume()
-    if rank == 0:
-        args.save_path.mkdir(parents=True, exist_ok=True)
-        doc = {"run": run_cfg, "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}}
-        cfg_file.write_text(yaml.safe_dump(doc, sort_keys=False))
-    log.info("training %s: %d batches/epoch x %d epochs, batch %d x %d ranks, device %s",
-             args.save_path, bpe, args.epoch, args.batch_size, world, device)
+    log.info("training %s: %d steps/epoch x %d epochs, batch %d x %d micro-batches x %d ranks, device %s",
+             args.save_path, bpe, args.epoch, args.batch_size, args.accum_grad, world, device)
     try:
         trainer.fit(train_loader, valid_loader)
     finally:

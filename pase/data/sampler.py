@@ -70,12 +70,17 @@ class EpochSampler(Sampler[int]):
         self.world_size = world_size
         self.seed = seed
         self.epoch = 0
+        self.start = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Iterate epoch `epoch` from its batch `start_batch` on (a mid-epoch resume skips the
+        batches already trained on without loading them)."""
+        if not 0 <= start_batch <= self.batches_per_epoch:
+            raise ValueError(f"start_batch {start_batch} outside [0, {self.batches_per_epoch}]")
+        self.epoch, self.start = epoch, start_batch * self.batch_size
 
     def __len__(self) -> int:
-        return self.batches_per_epoch * self.batch_size
+        return self.batches_per_epoch * self.batch_size - self.start
 
     def _permutation(self, pass_index: int) -> np.ndarray:
         rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(pass_index,)))
@@ -83,8 +88,8 @@ class EpochSampler(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         n, world = self.num_items, self.world_size
-        per_epoch = len(self) * world
-        begin, end = self.epoch * per_epoch, (self.epoch + 1) * per_epoch
+        per_epoch = self.batches_per_epoch * self.batch_size * world
+        begin, end = self.epoch * per_epoch + self.start * world, (self.epoch + 1) * per_epoch
         for pass_index in range(begin // n, (end - 1) // n + 1):
             lo, hi = max(begin, pass_index * n), min(end, (pass_index + 1) * n)
             first = lo + (self.rank - lo) % world
@@ -100,6 +105,12 @@ def collate_chunks(items: Sequence[dict]) -> dict:
         if isinstance(items[0][key], torch.Tensor) else [it[key] for it in items]
         for key in items[0]
     }
+
+
+def _one_thread(_worker_id: int) -> None:
+    # Each loader process decodes and crops one item at a time: intra-op threads would only
+    # oversubscribe the cores the training process computes on.
+    torch.set_num_threads(1)
 
 
 def make_loader(
@@ -124,4 +135,5 @@ def make_loader(
         pin_memory=pin_memory,
         drop_last=True,
         persistent_workers=num_workers > 0,
+        worker_init_fn=_one_thread if num_workers > 0 else None,
     )

@@ -30,3 +30,12 @@ def load_train_data(data_dir: Path | None, data_cfg: Path | None, data_root: Pat
     if data_cfg is None:
         raise DataDirError("give --train_data (a Kaldi data dir) or --data_cfg with --data_root")
     return load_data_cfg(data_cfg, data_root, "train")
+
+
+def load_valid_data(data_dir: Path | None, data_cfg: Path | None, data_root: Path | None) -> DataDir:
+    """pase-train's validation data: --valid_data, else the valid split of --data_cfg."""
+    if data_dir is not None:
+        return DataDir.load(data_dir)
+    if data_cfg is None:
+        raise DataDirError("--do_eval needs --valid_data (or --data_cfg with a 'valid' split)")
+    return load_data_cfg(data_cfg, data_root, "valid")

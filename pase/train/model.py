@@ -7,14 +7,17 @@ original); each worker computes its loss.
 """
 from __future__ import annotations
 
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from pase.models.frontend import WaveFe
-from pase.models.workers import SPCWorker
+from pase.config import ConfigError, load_config
+from pase.models.frontend import WaveFe, wf_builder
+from pase.models.workers import SPCWorker, build_workers, target_specs
 from pase.targets import TargetBank
+from pase.train.stats import load_stats
 
 Distort = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -38,6 +41,25 @@ class PaseModel(nn.Module):
                 self.register_buffer(f"std_{name}", std.view(1, -1, 1), persistent=False)
         self.distort: Distort | None = None
         self.mark: Callable[[str], None] = lambda phase: None  # the trainer's phase timer
+
+    @classmethod
+    def build(cls, fe_cfg: str | Path | dict[str, Any], workers_cfg: str | Path | dict[str, Any],
+              stats: str | Path | dict[str, tuple[torch.Tensor, torch.Tensor]] | None,
+              fe_ckpt: str | Path | None = None) -> "PaseModel":
+        """Encoder (optionally initialised from `fe_ckpt`) -> target bank -> workers: the one
+        assembly every trainer, test and benchmark uses. `stats` is a pase-compute-stats file or
+        its loaded form; it may be None only when no worker needs normalised targets."""
+        encoder = wf_builder(fe_cfg)
+        if fe_ckpt:
+            encoder.load_pretrained(fe_ckpt, load_last=True)
+        wcfg = workers_cfg if isinstance(workers_cfg, dict) else load_config(workers_cfg)
+        bank = TargetBank(target_specs(wcfg))
+        regression, classification = build_workers(wcfg, encoder.emb_dim, bank.dims)
+        if bank.dims and stats is None:
+            raise ConfigError(f"workers {sorted(bank.dims)} need --stats (make them with pase-compute-stats)")
+        if isinstance(stats, (str, Path)):
+            stats = load_stats(stats, bank.dims)
+        return cls(encoder, regression, classification, bank, stats if bank.dims else None)
 
     @property
     def worker_names(self) -> list[str]:

@@ -1,26 +1,31 @@
-"""Training loop: one Adam per part, per-iteration LR schedules, AMP, DDP, exact resume.
+"""Training loop: one Adam per part, per-iteration LR schedules, AMP, DDP, gradient
+accumulation, an encoder EMA, exact resume from epoch ends and from mid-epoch states.
 
 Every random choice is derived from (seed, rank, epoch, item or step): chunk sampling in the
 dataset, the worker subset of select_one/select_half, distortions. The only global RNG in use
-(dropout) is saved in the training state. Resuming from `state.pt` therefore continues exactly
-as if the run had not stopped.
+(dropout) is saved in the training state, and creating a loader iterator does not advance it.
+Resuming from `state.pt` or a mid-epoch `states/state_s<step>.pt` (the sampler skips the
+batches already trained on) therefore continues exactly as if the run had not stopped.
 """
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from pase.data import EpochSampler
 from pase.errors import PaseError
 from pase.train.model import PaseModel
 from pase.train.schedule import fe_factor, lr_factor
@@ -46,6 +51,11 @@ class TrainOptions:
     lrdec_step: int = 30
     lrdecay: float = 0.1
     warmup_steps: int = 0
+    accum_grad: int = 1            # micro-batches per optimiser step (steps and schedules count steps)
+    save_every_steps: int = 0      # mid-epoch state every N steps (0: off)
+    save_every_minutes: float = 0  # mid-epoch state every M minutes (0: off)
+    keep_states: int = 2           # mid-epoch states kept (newest first)
+    ema_decay: float = 0.0         # EMA of the encoder weights, saved as FE_ema_e<N>.ckpt (0: off)
     fe_freeze_steps: int = 0
     fe_warmup_steps: int = 0
     backprop_mode: str = "base"
@@ -83,25 +93,50 @@ def atomic_save(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
-class PhaseTimer:
-    """Wall time per phase (loading, targets, forward, backward, step); syncs CUDA when enabled.
+PHASES = ("targets", "forward", "backward", "step")
 
-    Disabled by default (marks cost a device sync); benchmarks enable it.
+
+class PhaseTimer:
+    """Time per step phase (targets, forward, backward, optimiser step), read every log period.
+
+    On a GPU each mark records a CUDA event instead of synchronising, so timing is always on and
+    costs nothing; the events are resolved when `take` is called.
     """
 
-    def __init__(self, enabled: bool, device: torch.device) -> None:
-        self.enabled, self.cuda = enabled, device.type == "cuda"
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
         self.total: dict[str, float] = {}
-        self._t = time.perf_counter()
+        self._pending: list[tuple[str, Any, Any]] = []
+        self._last: Any = None
+
+    def _now(self) -> Any:
+        if not self.cuda:
+            return time.perf_counter()
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
+
+    def start(self) -> None:
+        self._last = self._now()
 
     def mark(self, phase: str) -> None:
-        if not self.enabled:
+        if self._last is None:
             return
+        now = self._now()
         if self.cuda:
-            torch.cuda.synchronize()
-        now = time.perf_counter()
-        self.total[phase] = self.total.get(phase, 0.0) + now - self._t
-        self._t = now
+            self._pending.append((phase, self._last, now))
+        else:
+            self.total[phase] = self.total.get(phase, 0.0) + now - self._last
+        self._last = now
+
+    def take(self) -> dict[str, float]:
+        """Seconds per phase since the previous call."""
+        for phase, a, b in self._pending:
+            b.synchronize()
+            self.total[phase] = self.total.get(phase, 0.0) + a.elapsed_time(b) / 1000
+        self._pending = []
+        out, self.total = self.total, {}
+        return out
 
 
 class Throughput:
@@ -112,6 +147,7 @@ class Throughput:
         self.sample_rate = sample_rate
         self.epoch = [0.0, 0.0, 0.0]   # audio seconds, wall seconds, wait seconds
         self.window = [0.0, 0.0, 0.0]
+        self.last = (0.0, 0.0)        # the last report's figures
         self._t = time.perf_counter()
 
     def start(self) -> None:
@@ -123,9 +159,9 @@ class Throughput:
             acc[2] += now - self._t
         self._t = now
 
-    def stepped(self, chunk: torch.Tensor) -> None:
+    def stepped(self, samples: int) -> None:
         now = time.perf_counter()
-        audio = chunk.shape[0] * chunk.shape[-1] / self.sample_rate
+        audio = samples / self.sample_rate
         for acc in (self.epoch, self.window):
             acc[0] += audio
             acc[1] += now - self._t
@@ -137,7 +173,7 @@ class Throughput:
         return (acc[0] / wall if wall else 0.0, acc[2] / wall if wall else 0.0)
 
     def report(self, epoch: bool = False) -> str:
-        rate, wait = self._figures(self.epoch if epoch else self.window)
+        rate, wait = self.last = self._figures(self.epoch if epoch else self.window)
         if not epoch:
             self.window = [0.0, 0.0, 0.0]
         return f"{rate:.2f} s of audio per s, data wait {100 * wait:.0f}%"
@@ -145,6 +181,9 @@ class Throughput:
     def summary(self) -> dict[str, float]:
         rate, wait = self._figures(self.epoch)
         return {"audio_s_per_s": rate, "data_wait_share": wait}
+
+
+STATE_RE = re.compile(r"state_s(\d+)\.pt")
 
 
 class Trainer:
@@ -158,6 +197,11 @@ class Trainer:
                 raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
         if opts.amp == "fp16" and device.type != "cuda":
             raise TrainingError(f"--amp fp16 needs a GPU (device {device}); use --amp bf16 on the CPU")
+        for name, value, ok in (("accum_grad", opts.accum_grad, opts.accum_grad >= 1),
+                                ("keep_states", opts.keep_states, opts.keep_states >= 1),
+                                ("ema_decay", opts.ema_decay, 0.0 <= opts.ema_decay < 1.0)):
+            if not ok:
+                raise TrainingError(f"--{name} {value}: must be {'in [0, 1)' if name == 'ema_decay' else '>= 1'}")
         self.opts, self.device, self.rank, self.world_size = opts, device, rank, world_size
         self.save_path = Path(save_path)
         self.model = model.to(device)
@@ -171,21 +215,31 @@ class Trainer:
             [(w.name, w, opts.min_lr) for w in self.model.workers()]
         self.optimizers = [torch.optim.Adam(m.parameters(), lr=lr) for _, m, lr in self.parts]
         self.scaler = torch.amp.GradScaler("cuda", enabled=opts.amp == "fp16")
-        self.epoch, self.step, self.nonfinite = 0, 0, 0
+        self.ema: nn.Module | None = None
+        if opts.ema_decay > 0:
+            self.ema = copy.deepcopy(self.model.encoder).eval().requires_grad_(False)
+        # Position: optimiser steps overall and within the current epoch, and the epoch's running
+        # loss sums (all in the state, so that a mid-epoch resume writes the same history).
+        self.epoch, self.step, self.batch, self.nonfinite = 0, 0, 0, 0
+        self.epoch_sums: dict[str, float] = {}
+        self.epoch_done = 0
         self.history: list[dict[str, float]] = []
         self.writer = None
         if opts.tensorboard and rank == 0:
             from torch.utils.tensorboard import SummaryWriter
             self.writer = SummaryWriter(str(self.save_path / "tensorboard"))
-        self.timer = PhaseTimer(False, device)
+        self.timer = PhaseTimer(device)
         self.model.mark = lambda phase: self.timer.mark(phase)
+        self._saved_at = time.monotonic()
 
     # ---- state -------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "epoch": self.epoch, "step": self.step, "nonfinite": self.nonfinite,
+            "epoch": self.epoch, "step": self.step, "batch": self.batch, "nonfinite": self.nonfinite,
+            "epoch_sums": dict(self.epoch_sums), "epoch_done": self.epoch_done,
             "model": self.model.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
             "optimizers": [o.state_dict() for o in self.optimizers],
             "scaler": self.scaler.state_dict(),
             "torch_rng": torch.get_rng_state(),
@@ -199,38 +253,101 @@ class Trainer:
             opt.load_state_dict(s)
         self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.step, self.nonfinite = state["epoch"], state["step"], state["nonfinite"]
+        self.batch = state.get("batch", 0)
+        self.epoch_sums, self.epoch_done = dict(state.get("epoch_sums", {})), state.get("epoch_done", 0)
+        if self.ema is not None:
+            if state.get("ema") is not None:
+                self.ema.load_state_dict(state["ema"])
+            else:  # the saved run had no EMA: start it from the resumed weights
+                self.ema.load_state_dict(self.model.encoder.state_dict())
+                log.info("--ema_decay: the saved state has no EMA; it starts from the resumed encoder")
         self.history = list(state["history"])
         torch.set_rng_state(state["torch_rng"])
         if state["cuda_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
 
-    def resume(self) -> bool:
-        """Load save_path/state.pt if present; returns whether it did."""
-        path = self.save_path / "state.pt"
-        if not path.exists():
-            return False
+    def _step_states(self) -> list[tuple[int, Path]]:
+        """Mid-epoch states in save_path/states, newest first."""
+        found = [(int(m.group(1)), p) for p in (self.save_path / "states").glob("state_s*.pt")
+                 if (m := STATE_RE.fullmatch(p.name))]
+        return sorted(found, reverse=True)
+
+    def _read_state(self, path: Path) -> dict[str, Any]:
         try:
-            state = torch.load(path, map_location=self.device, weights_only=True)
+            return torch.load(path, map_location=self.device, weights_only=True)
         except Exception as e:  # truncated or foreign files fail inside torch/pickle in many ways
             raise TrainingError(f"{path}: cannot be read to resume ({type(e).__name__}: {str(e).splitlines()[0]}); "
                                 "it may be truncated: use --no_continue to start over") from e
-        self.load_state_dict(state)
-        log.info("resumed from %s at epoch %d (step %d)", path, self.epoch, self.step)
+
+    def resume(self) -> bool:
+        """Load the newest readable state: save_path/state.pt (epoch end) or a newer mid-epoch
+        states/state_s<step>.pt; an unreadable one is skipped while an older one remains."""
+        candidates = self._step_states()
+        best: dict[str, Any] | None = None
+        where = None
+        epoch_state = self.save_path / "state.pt"
+        if epoch_state.exists():
+            try:
+                best, where = self._read_state(epoch_state), epoch_state
+            except TrainingError as e:
+                if not candidates:
+                    raise
+                log.warning("%s; trying the mid-epoch states", e)
+        for step, path in candidates:
+            if best is not None and step <= best["step"]:
+                break
+            try:
+                best, where = self._read_state(path), path
+                break
+            except TrainingError as e:
+                if best is None and path == candidates[-1][1]:
+                    raise
+                log.warning("%s; trying an older state", e)
+        if best is None:
+            return False
+        self.load_state_dict(best)
+        log.info("resumed from %s at epoch %d, batch %d (step %d)", where, self.epoch, self.batch, self.step)
         return True
 
     def save_epoch(self, epoch: int) -> None:
         """FE_e<N>.ckpt (raw encoder state_dict, the original's format), workers_e<N>.ckpt, state.pt,
-        and history.json (per-epoch mean losses, for reports)."""
+        FE_ema_e<N>.ckpt with --ema_decay, and history.json (per-epoch mean losses, for reports).
+        The mid-epoch states of the epoch are superseded and removed."""
         if self.rank != 0:
             return
         self.save_path.mkdir(parents=True, exist_ok=True)
         atomic_save(self.model.encoder.state_dict(), self.save_path / f"FE_e{epoch}.ckpt")
+        if self.ema is not None:
+            atomic_save(self.ema.state_dict(), self.save_path / f"FE_ema_e{epoch}.ckpt")
         atomic_save({w.name: w.state_dict() for w in self.model.workers()},
                     self.save_path / f"workers_e{epoch}.ckpt")
         atomic_save(self.state_dict(), self.save_path / "state.pt")
         tmp = self.save_path / "history.json.tmp"
         tmp.write_text(json.dumps(self.history, indent=1))
         os.replace(tmp, self.save_path / "history.json")
+        for _, path in self._step_states():
+            path.unlink()
+        self._saved_at = time.monotonic()
+
+    def save_state(self) -> Path | None:
+        """A mid-epoch state, states/state_s<step>.pt (atomic); keeps the newest opts.keep_states."""
+        if self.rank != 0:
+            return None
+        states = self.save_path / "states"
+        states.mkdir(parents=True, exist_ok=True)
+        path = states / f"state_s{self.step}.pt"
+        atomic_save(self.state_dict(), path)
+        for _, old in self._step_states()[self.opts.keep_states:]:
+            old.unlink()
+        self._saved_at = time.monotonic()
+        return path
+
+    def _state_due(self) -> bool:
+        if self.batch >= self.opts.batches_per_epoch:  # the epoch's own save follows
+            return False
+        every, minutes = self.opts.save_every_steps, self.opts.save_every_minutes
+        return bool((every > 0 and self.step % every == 0)
+                    or (minutes > 0 and time.monotonic() - self._saved_at >= 60 * minutes))
 
     # ---- steps -------------------------------------------------------------------------------
 
@@ -255,34 +372,56 @@ class Trainer:
         return {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v
                 for k, v in batch.items()}
 
-    def train_step(self, batch: dict[str, Any]) -> dict[str, float] | None:
-        """One optimisation step; returns the losses, or None when skipped as non-finite."""
+    def _all_finite(self, total: torch.Tensor) -> bool:
+        finite = torch.isfinite(total.detach()).float()
+        if self.world_size > 1:  # all ranks skip together, or none does
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        return finite.item() >= 1
+
+    def train_step(self, batches: dict[str, Any] | Sequence[dict[str, Any]]) -> dict[str, float] | None:
+        """One optimisation step over one batch or a list of micro-batches (gradient accumulation:
+        each micro-batch's loss is divided by their number, so N micro-batches of B chunks give
+        the gradient of one batch of N x B, BatchNorm's batch statistics aside). Returns the mean
+        losses, or None when the step was skipped for a non-finite loss."""
+        micro = [batches] if isinstance(batches, dict) else list(batches)
         self.model.train()
         factor = self._set_lr()
-        batch = self._to_device(batch)
         g = step_generator(self.opts.seed, self.rank, self.step)
         selected = select_workers(self.opts.backprop_mode, self.model.worker_names, g)
-        self.timer.mark("loading")
+        self.timer.start()
         for opt in self.optimizers:
             opt.zero_grad(set_to_none=True)
         # BatchNorm statistics change in the forward pass: keep a copy so that a skipped
         # (non-finite) step cannot poison them.
         buffers = [b for b in self.model.buffers(recurse=True) if b.dtype != torch.bool]
         saved = [b.clone() for b in buffers]
-        with self._autocast():
-            losses = self.net(batch, selected, g)
-        total = self._total(losses)
-        self.timer.mark("forward")
-        finite = torch.isfinite(total.detach()).float()
-        if self.world_size > 1:  # all ranks skip together, or none does
-            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        out: dict[str, float] = {}
+        bad: list[str] | None = None
+        for i, batch in enumerate(micro):
+            batch = self._to_device(batch)
+            # DDP all-reduces the gradients in the last micro-batch's backward only.
+            sync = self.world_size == 1 or i == len(micro) - 1
+            with contextlib.nullcontext() if sync else self.net.no_sync():
+                with self._autocast():
+                    losses = self.net(batch, selected, g)
+                total = self._total(losses)
+                self.timer.mark("forward")
+                if not self._all_finite(total):
+                    bad = [n for n, l in losses.items() if not torch.isfinite(l.detach())]
+                    break
+                self.scaler.scale(total / len(micro)).backward()
+                self.timer.mark("backward")
+            for n, l in losses.items():
+                out[n] = out.get(n, 0.0) + float(l.detach()) / len(micro)
+            out["total"] = out.get("total", 0.0) + float(total.detach()) / len(micro)
         self.step += 1
-        if finite.item() < 1:
+        if bad is not None:
             with torch.no_grad():
                 for b, v in zip(buffers, saved):
                     b.copy_(v)
+            for opt in self.optimizers:
+                opt.zero_grad(set_to_none=True)
             self.nonfinite += 1
-            bad = [n for n, l in losses.items() if not torch.isfinite(l.detach())]
             log.warning("step %d: non-finite loss (%s); step skipped (%d in a row)",
                         self.step, ", ".join(bad) or "on another rank", self.nonfinite)
             if self.nonfinite >= self.opts.max_nonfinite:
@@ -290,8 +429,6 @@ class Trainer:
                                     "lower the learning rate, check the data and the statistics file")
             return None
         self.nonfinite = 0
-        self.scaler.scale(total).backward()
-        self.timer.mark("backward")
         if self.opts.grad_clip > 0:
             for opt in self.optimizers:
                 self.scaler.unscale_(opt)
@@ -300,11 +437,18 @@ class Trainer:
         for opt in self.optimizers[1:] + self.optimizers[:1]:
             self.scaler.step(opt)
         self.scaler.update()
+        if self.ema is not None:
+            self._update_ema()
         self.timer.mark("step")
-        out = {n: float(l.detach()) for n, l in losses.items()}
-        out["total"] = float(total.detach())
         out["lr_factor"] = factor
         return out
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        params = list(self.model.encoder.parameters())
+        torch._foreach_lerp_(list(self.ema.parameters()), params, 1.0 - self.opts.ema_decay)
+        for e, b in zip(self.ema.buffers(), self.model.encoder.buffers()):
+            e.copy_(b)  # BatchNorm statistics: the current ones (they are averages already)
 
     def _total(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
         """The loss that is minimised (and reported as total): each worker's loss times its weight."""
@@ -333,42 +477,80 @@ class Trainer:
             out = dict(zip(keys, (t / self.world_size).tolist()))
         return out
 
+    def _start_epoch(self, loader, epoch: int):
+        """Position the loader at (epoch, self.batch) and return its iterator."""
+        sampler = loader.sampler
+        if self.batch:
+            if not isinstance(sampler, EpochSampler):
+                raise TrainingError("a mid-epoch resume needs the EpochSampler (it skips the trained batches)")
+            sampler.set_epoch(epoch, start_batch=self.batch * self.opts.accum_grad)
+        elif hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+        if hasattr(loader.dataset, "set_epoch"):
+            loader.dataset.set_epoch(epoch)
+        # A new loader iterator draws its base seed from the global RNG; keep the dropout stream
+        # independent of it, or a mid-epoch resume (one more iterator) would shift it.
+        rng = torch.get_rng_state()
+        it = iter(loader)
+        torch.set_rng_state(rng)
+        return it
+
+    def _log_step(self, losses: dict[str, float] | None, speed: Throughput) -> None:
+        phases = self.timer.take()
+        rate = speed.report()
+        if self.rank != 0:
+            return
+        total = sum(phases.values())
+        shares = ", ".join(f"{p} {100 * phases.get(p, 0.0) / total:.0f}%" for p in PHASES) if total else ""
+        log.info("step %d: %s%s; compute %s", self.step,
+                 "" if losses is None else f"total loss {losses['total']:.4g}, ", rate, shares)
+        if self.writer is not None:
+            if losses is not None:
+                for k, v in losses.items():
+                    tag = "train/lr_factor" if k == "lr_factor" else f"train/{k}_loss"
+                    self.writer.add_scalar(tag, v, self.step)
+            self.writer.add_scalar("train/fe_lr", self.fe_lr_now, self.step)
+            self.writer.add_scalar("speed/audio_s_per_s", speed.last[0], self.step)
+            self.writer.add_scalar("speed/data_wait_share", speed.last[1], self.step)
+            steps = self.opts.log_freq
+            for p in PHASES:
+                self.writer.add_scalar(f"speed/{p}_s_per_step", phases.get(p, 0.0) / steps, self.step)
+
     def fit(self, train_loader, valid_loader=None, *, on_epoch=None) -> None:
-        """Train from self.epoch to opts.epochs; `train_loader` must yield batches_per_epoch batches."""
+        """Train from (self.epoch, self.batch) to opts.epochs; `train_loader` must yield
+        batches_per_epoch x accum_grad batches per epoch."""
         from tqdm import tqdm
 
+        accum = self.opts.accum_grad
         for epoch in range(self.epoch, self.opts.epochs):
-            for obj in (train_loader.sampler, train_loader.dataset):
-                if hasattr(obj, "set_epoch"):
-                    obj.set_epoch(epoch)
-            sums: dict[str, float] = {}
-            done = 0
+            it = self._start_epoch(train_loader, epoch)
             speed = Throughput(self.model.encoder.sample_rate)
-            bar = tqdm(total=self.opts.batches_per_epoch, desc=f"epoch {epoch}",
-                       disable=not self.opts.progress or self.rank != 0, unit="batch")
-            self.timer.mark("loading")
+            bar = tqdm(total=self.opts.batches_per_epoch, initial=self.batch, desc=f"epoch {epoch}",
+                       disable=not self.opts.progress or self.rank != 0, unit="step")
             speed.start()
-            for batch in train_loader:
-                speed.loaded()
-                losses = self.train_step(batch)
-                speed.stepped(batch["chunk"])
-                bar.update(1)
-                if self.rank == 0 and self.step % self.opts.log_freq == 0:
-                    log.info("step %d: %s%s", self.step,
-                             "" if losses is None else f"total loss {losses['total']:.4g}, ", speed.report())
-                if losses is None:
+            group: list[dict[str, Any]] = []
+            for batch in it:
+                group.append(batch)
+                if len(group) < accum:
                     continue
-                done += 1
-                for k, v in losses.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                if self.writer is not None and self.step % self.opts.log_freq == 0:
+                speed.loaded()
+                losses = self.train_step(group)
+                self.batch += 1
+                speed.stepped(sum(b["chunk"].shape[0] * b["chunk"].shape[-1] for b in group))
+                group = []
+                bar.update(1)
+                if self.step % self.opts.log_freq == 0:
+                    self._log_step(losses, speed)
+                if losses is not None:
+                    self.epoch_done += 1
                     for k, v in losses.items():
-                        tag = "train/lr_factor" if k == "lr_factor" else f"train/{k}_loss"
-                        self.writer.add_scalar(tag, v, self.step)
-                    self.writer.add_scalar("train/fe_lr", self.fe_lr_now, self.step)
-                bar.set_postfix(total=f"{losses['total']:.3f}")
+                        self.epoch_sums[k] = self.epoch_sums.get(k, 0.0) + v
+                    bar.set_postfix(total=f"{losses['total']:.3f}")
+                if self._state_due():
+                    self.save_state()
             bar.close()
-            record = {"epoch": epoch, **{f"train_{k}": v / max(done, 1) for k, v in sums.items()}}
+            done = max(self.epoch_done, 1)
+            record = {"epoch": epoch, **{f"train_{k}": v / done for k, v in self.epoch_sums.items()}}
             if valid_loader is not None and self.opts.valid_batches > 0:
                 valid = self.validate(valid_loader)
                 record.update({f"valid_{k}": v for k, v in valid.items()})
@@ -376,7 +558,7 @@ class Trainer:
                     for k, v in valid.items():
                         self.writer.add_scalar(f"eval/{k}_loss", v, epoch)
             self.history.append(record)
-            self.epoch = epoch + 1
+            self.epoch, self.batch, self.epoch_sums, self.epoch_done = epoch + 1, 0, {}, 0
             record.update(speed.summary())
             if self.rank == 0:
                 log.info("epoch %d: %s; %s", epoch, ", ".join(f"{k} {v:.4g}" for k, v in record.items()
