@@ -63,6 +63,7 @@ setup(
             "pase-cls-train=pase.launch:cls_train",
             "pase-cls-eval=pase.launch:cls_eval",
             "pase-probe=pase.launch:probe",
+            "pase-average-checkpoints=pase.launch:average_checkpoints",
         ],
     },
 )

@@ -83,6 +83,7 @@ decode = _command("pase.bin.decode")
 cls_train = _command("pase.bin.cls_train")
 cls_eval = _command("pase.bin.cls_eval")
 probe = _command("pase.bin.probe")
+average_checkpoints = _command("pase.bin.average_checkpoints")
 
 
 if __name__ == "__main__":

@@ -274,10 +274,15 @@ class Trainer:
 
     def _read_state(self, path: Path) -> dict[str, Any]:
         try:
-            return torch.load(path, map_location=self.device, weights_only=True)
+            state = torch.load(path, map_location=self.device, weights_only=True)
         except Exception as e:  # truncated or foreign files fail inside torch/pickle in many ways
             raise TrainingError(f"{path}: cannot be read to resume ({type(e).__name__}: {str(e).splitlines()[0]}); "
                                 "it may be truncated: use --no_continue to start over") from e
+        missing = [k for k in ("model", "optimizers", "step", "epoch") if not isinstance(state, dict) or k not in state]
+        if missing:
+            raise TrainingError(f"{path}: not a pase-train state (no {', '.join(missing)}); "
+                                "use --no_continue to start over")
+        return state
 
     def resume(self) -> bool:
         """Load the newest readable state: save_path/state.pt (epoch end) or a newer mid-epoch
