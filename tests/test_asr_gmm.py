@@ -20,8 +20,8 @@ from pase.asr.align import GraphCompiler, align, read_alignments, write_alignmen
 from pase.asr.decode import Decoder
 from pase.asr.features import FEAT_DIM, mfcc, mfcc_cmvn_deltas, read_feats
 from pase.kaldi_feats import add_deltas
-from pase.asr.gmm import (GmmSystem, context_dependency_bytes, convert_alignments,
-                          equal_alignments, train_mono, train_tri)
+from pase.asr.gmm import GmmSystem, context_dependency_bytes
+from pase.asr.gmm_train import convert_alignments, equal_alignments, train_mono, train_tri
 from pase.asr.graph import make_hclg
 from pase.asr.lang import Lang, make_G, make_lang, train_bigram_arpa
 from pase.asr.score import per

@@ -3,13 +3,16 @@
 Hybrid input is what Kaldi's ``latgen-faster-mapped`` reads: one ``(T, num_pdfs)`` matrix per
 utterance of scaled log-likelihoods ``log p(pdf|x) - log p(pdf)`` (the MLP's ark). Output is
 one word (= phone) id sequence per LM weight, as Kaldi's scoring picks the 1-best path of each
-lattice at acoustic scale ``1/LMWT``.
+lattice at acoustic scale ``1/LMWT``; :func:`decode_loglikes_set` and :func:`decode_gmm_set` do
+this for a whole set, in words, timing the search.
 """
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import kaldi_hmm_gmm as khg
 import kaldi_decoder
@@ -138,3 +141,46 @@ def decode_gmm(hclg: kaldifst.StdVectorFst, trans_model: khg.TransitionModel, am
     return Decoder(hclg, trans_model, beam=beam, lattice_beam=lattice_beam,
                    max_active=max_active, min_active=min_active
                    ).decode_gmm(am, feats, acoustic_scale=acoustic_scale)
+
+
+class SetHypotheses(NamedTuple):
+    """A set's word sequences per LM weight and the search effort behind them."""
+
+    hyps: dict[float, dict[str, list[str]]]
+    search_seconds: float
+    frames: int  # frames searched: a GMM set is searched once per LM weight
+
+    @property
+    def rtf(self) -> float:
+        """Search time over audio time (10 ms frames)."""
+        return self.search_seconds / max(self.frames * 0.01, 1e-9)
+
+
+def decode_loglikes_set(decoder: Decoder, loglikes: Mapping[str, np.ndarray],
+                        words: Mapping[int, str], *, acoustic_scale: float,
+                        lm_weights: Sequence[float]) -> SetHypotheses:
+    """Hybrid: one lattice per utterance at ``acoustic_scale``, its best path per LM weight."""
+    hyps: dict[float, dict[str, list[str]]] = {w: {} for w in lm_weights}
+    seconds, frames = 0.0, 0
+    for utt, ll in loglikes.items():
+        start = time.time()
+        out = decoder.decode_matrix(ll, acoustic_scale=acoustic_scale, lm_weights=lm_weights)
+        seconds += time.time() - start
+        frames += len(ll)
+        for w in lm_weights:
+            hyps[w][utt] = [words[i] for i in out[w]]
+    return SetHypotheses(hyps, seconds, frames)
+
+
+def decode_gmm_set(decoder: Decoder, am: khg.AmDiagGmm, feats: Mapping[str, np.ndarray],
+                   words: Mapping[int, str], *, lm_weights: Sequence[float]) -> SetHypotheses:
+    """GMM: a 1-best search per utterance and LM weight at acoustic scale ``1/LMWT``."""
+    hyps: dict[float, dict[str, list[str]]] = {w: {} for w in lm_weights}
+    seconds, frames = 0.0, 0
+    for utt, f in feats.items():
+        start = time.time()
+        for w in lm_weights:
+            hyps[w][utt] = [words[i] for i in decoder.decode_gmm(am, f, acoustic_scale=1.0 / w)]
+        seconds += time.time() - start
+        frames += len(f) * len(lm_weights)
+    return SetHypotheses(hyps, seconds, frames)

@@ -2,19 +2,25 @@
 
 ``HCLG.fst`` is an OpenFst binary StdVectorFst (kaldifst): input labels are transition-ids,
 output labels word (= phone) ids of the lang's ``words.txt``, weights the graph cost (LM plus
-transition log-probabilities, self-loops scaled by ``self_loop_scale``).
+transition log-probabilities, self-loops scaled by ``self_loop_scale``). A GMM dir keeps its
+graph for a test lang as ``<gmm>/graph/HCLG.fst`` (:func:`graph_for`).
 """
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Collection
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import kaldi_hmm_gmm as khg
 import kaldifst
 
 from pase.asr.lang import Lang, read_fst
 from pase.io import DataDirError, PaseInputError
+
+if TYPE_CHECKING:
+    from pase.asr.gmm import GmmSystem
 
 log = logging.getLogger(__name__)
 
@@ -83,3 +89,17 @@ def save_hclg(hclg: kaldifst.StdVectorFst, path: str | Path) -> None:
 def load_hclg(path: str | Path) -> kaldifst.StdVectorFst:
     """Read a graph written by :func:`save_hclg`."""
     return read_fst(path)
+
+
+def graph_for(gmm: Path, lang_test: Path, system: GmmSystem) -> kaldifst.StdVectorFst:
+    """<gmm>/graph/HCLG.fst for ``system`` (read from <gmm>/final.npz), rebuilt when older
+    than the model or G."""
+    path = gmm / "graph" / "HCLG.fst"
+    inputs = [gmm / "final.npz", lang_test / "G.fst"]
+    if path.is_file() and all(path.stat().st_mtime >= p.stat().st_mtime for p in inputs):
+        return load_hclg(path)
+    start = time.time()
+    hclg = make_hclg(lang_test, system.tree, system.trans_model)
+    save_hclg(hclg, path)
+    log.info("built %s (%d states) in %.1f s", path, hclg.num_states, time.time() - start)
+    return hclg

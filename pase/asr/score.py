@@ -16,15 +16,18 @@ Two ways to score silence, both reported by the recipe:
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import kaldialign
 
 from pase.io import PaseInputError
 from pase.prep.timit import load_phone_map, standard_phone_map
 
-__all__ = ["ScoreResult", "load_phone_map", "per", "results_line", "sweep", "to39"]
+__all__ = ["ScoreResult", "load_phone_map", "parse_lmwt", "per", "results_line", "sweep", "to39",
+           "write_scores"]
 
 SILENCE = "sil"
 
@@ -38,6 +41,18 @@ def to39(seq48: Sequence[str], map48to39: Mapping[str, str] | None = None) -> li
     except KeyError as exc:
         raise PaseInputError(
             f"phone {exc.args[0]!r} is not in the 48-phone set of the map") from None
+
+
+def parse_lmwt(spec: str) -> list[float]:
+    """LM weights to sweep: '1:10' (integers, inclusive) or a space/comma separated list."""
+    try:
+        if ":" in spec:
+            a, b = spec.split(":")
+            return [float(w) for w in range(int(a), int(b) + 1)]
+        return [float(w) for w in spec.replace(",", " ").split()]
+    except ValueError:
+        raise PaseInputError(f"LM weights {spec!r}: expected A:B (integers) or a list of "
+                             "numbers") from None
 
 
 def _prepare(seq48: Sequence[str], map48to39: Mapping[str, str] | None, lenient: bool) -> list[str]:
@@ -112,3 +127,30 @@ def results_line(result: ScoreResult, label: str) -> str:
     """
     return (f"%PER {result.per:.2f} [ {result.errors} / {result.ref_len}, {result.ins} ins, "
             f"{result.del_} del, {result.sub} sub ] {label}")
+
+
+def write_scores(out: Path, refs: Mapping[str, Sequence[str]],
+                 hyps_by_lmwt: Mapping[float, Mapping[str, Sequence[str]]], *,
+                 rtf: float) -> list[str]:
+    """Score every LM weight both ways into decode dir ``out``, Kaldi's layout:
+    ``score_<LMWT>/hyp.txt``, ``scores.json`` (totals per LM weight and scoring, the best LM
+    weights, the decoding real-time factor) and ``best_per`` (the best standard and lenient
+    RESULTS lines, also returned)."""
+    scores: dict[str, object] = {}
+    lines = []
+    for lenient in (False, True):
+        best, results = sweep(refs, hyps_by_lmwt, lenient=lenient)
+        name = "lenient" if lenient else "standard"
+        table: dict[str, object] = {str(w): {"per": r.per, "ins": r.ins, "del": r.del_, "sub": r.sub,
+                                             "ref_len": r.ref_len} for w, r in results.items()}
+        table["best_lmwt"] = best
+        scores[name] = table
+        lines.append(results_line(results[best], f"{out}/score_{best:g} ({name} scoring)"))
+    for w, hyps in hyps_by_lmwt.items():
+        d = out / f"score_{w:g}"
+        d.mkdir(exist_ok=True)
+        (d / "hyp.txt").write_text("".join(f"{u} {' '.join(h)}\n" for u, h in sorted(hyps.items())))
+    scores["decode_rtf"] = rtf
+    (out / "scores.json").write_text(json.dumps(scores, indent=1))
+    (out / "best_per").write_text("\n".join(lines) + "\n")
+    return lines

@@ -15,56 +15,12 @@ GMM's 1-best at acoustic scale 1/LMWT for each LM weight. Writes <out>/score_<LM
 """
 from __future__ import annotations
 
-import json
-import logging
-import time
 from pathlib import Path
 
-import kaldifst
-
-from pase.asr.decode import Decoder
-from pase.asr.features import load_features, mfcc_cmvn_deltas
-from pase.asr.gmm import GmmSystem
-from pase.asr.graph import load_hclg, make_hclg, save_hclg
-from pase.asr.lang import Lang
-from pase.asr.finetune import utterance_logprobs
-from pase.asr.mlp import FrameSet, scaled_loglikes
-from pase.asr.model_io import load_hybrid_model
-from pase.asr.score import results_line, sweep
+from pase.asr.decode_dir import decode_dir
+from pase.asr.score import parse_lmwt
 from pase.bin.common import ArgumentParser, add_device_options, run_main, setup_device
 from pase.errors import PaseError
-from pase.io import DataDir, peak_normalize, read_audio, read_kaldi_map, write_matrix_ark_scp
-
-log = logging.getLogger("pase-decode")
-
-LATGEN_DOC = """# The scaled log-likelihoods in loglikes.ark are what Kaldi's latgen-faster-mapped reads.
-# With a Kaldi install (and the model in Kaldi's format), the original's decoding is:
-#   latgen-faster-mapped --min-active=200 --max-active=7000 --max-mem=50000000 --beam=13.0 \\
-#     --lattice-beam=8.0 --acoustic-scale={acwt} --allow-partial=true \\
-#     --word-symbol-table={words} final.mdl {graph} ark:{ark} "ark:|gzip -c > lat.1.gz"
-# then local/score.sh --min-lmwt 1 --max-lmwt 10 on the lattices.
-"""
-
-
-def parse_lmwt(spec: str) -> list[float]:
-    """'1:10' (integers, inclusive) or a space/comma separated list."""
-    if ":" in spec:
-        a, b = spec.split(":")
-        return [float(w) for w in range(int(a), int(b) + 1)]
-    return [float(w) for w in spec.replace(",", " ").split()]
-
-
-def graph_for(gmm: Path, lang_test: Path, system: GmmSystem) -> kaldifst.StdVectorFst:
-    """<gmm>/graph/HCLG.fst, rebuilt when older than the model or G."""
-    path = gmm / "graph" / "HCLG.fst"
-    inputs = [gmm / "final.npz", lang_test / "G.fst"]
-    if path.is_file() and all(path.stat().st_mtime >= p.stat().st_mtime for p in inputs):
-        return load_hclg(path)
-    start = time.time()
-    hclg = make_hclg(lang_test, system.tree, system.trans_model)
-    save_hclg(hclg, path)
-    log.info("built %s (%d states) in %.1f s", path, hclg.num_states, time.time() - start)
-    return hclg
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -82,70 +38,13 @@ def main(argv: list[str] | None = None) -> None:
     add_device_options(p)
     args = p.parse_args(argv)
     device = setup_device(args)
-    lmwts = parse_lmwt(args.lmwt)
-    lang = Lang.load(args.lang_test)
-    id2word = lang.id_to_word()
-    system = GmmSystem.load(args.gmm / "final.npz")
-    hclg = graph_for(args.gmm, args.lang_test, system)
-    decoder = Decoder(hclg, system.trans_model, beam=args.beam, lattice_beam=args.lattice_beam)
-    refs = {u: t.split() for u, t in read_kaldi_map(args.data / "text", allow_empty=True).items()}
-    args.out.mkdir(parents=True, exist_ok=True)
-    hyps: dict[float, dict[str, list[str]]] = {w: {} for w in lmwts}
-    search_seconds, frames = 0.0, 0
-    if args.kind == "hybrid":
-        if args.model is None:
-            raise PaseError("hybrid decoding needs --model (a pase-train-mlp dir)")
-        hybrid = load_hybrid_model(args.model)
-        if hybrid.num_pdfs != system.num_pdfs:
-            raise PaseError(f"{args.model} has {hybrid.num_pdfs} outputs but {args.gmm} {system.num_pdfs} pdfs")
-        model, priors = hybrid.model.to(device), hybrid.priors
-        if hybrid.finetuned:  # encoder and MLP together, from the waveform
-            loglikes = {u.utt_id: utterance_logprobs(model, peak_normalize(
-                read_audio(u.source, start=u.start, end=u.end, name=u.utt_id), name=u.utt_id),
-                device).numpy() - priors for u in DataDir.load(args.data).utterances}
-        else:
-            data = FrameSet(load_features(args.data), None, hybrid.options.context)
-            loglikes = scaled_loglikes(model, data, priors, device)
-        write_matrix_ark_scp((args.out / "loglikes.ark").resolve(), args.out / "loglikes.scp", sorted(loglikes.items()))
-        (args.out / "latgen-faster-mapped.txt").write_text(LATGEN_DOC.format(
-            acwt=args.acwt, words=args.lang_test / "words.txt", graph=args.gmm / "graph/HCLG.fst",
-            ark=args.out / "loglikes.ark"))
-        for utt, ll in loglikes.items():
-            start = time.time()
-            out = decoder.decode_matrix(ll, acoustic_scale=args.acwt, lm_weights=lmwts)
-            search_seconds += time.time() - start
-            frames += len(ll)
-            for w in lmwts:
-                hyps[w][utt] = [id2word[i] for i in out[w]]
-    else:
-        cache = args.gmm / f"feats_{args.data.name}.scp"  # pase-train-gmm's MFCC cache
-        feats = load_features(cache) if cache.is_file() else mfcc_cmvn_deltas(DataDir.load(args.data))
-        for utt, f in feats.items():
-            start = time.time()
-            for w in lmwts:
-                hyps[w][utt] = [id2word[i] for i in decoder.decode_gmm(system.am, f, acoustic_scale=1.0 / w)]
-            search_seconds += time.time() - start
-            frames += len(f) * len(lmwts)
-    scores = {}
-    lines = []
-    for lenient in (False, True):
-        best, results = sweep(refs, hyps, lenient=lenient)
-        name = "lenient" if lenient else "standard"
-        scores[name] = {str(w): {"per": r.per, "ins": r.ins, "del": r.del_, "sub": r.sub, "ref_len": r.ref_len}
-                        for w, r in results.items()}
-        scores[name]["best_lmwt"] = best
-        lines.append(results_line(results[best], f"{args.out}/score_{best:g} ({name} scoring)"))
-    for w in lmwts:
-        d = args.out / f"score_{w:g}"
-        d.mkdir(exist_ok=True)
-        (d / "hyp.txt").write_text("".join(f"{u} {' '.join(h)}\n" for u, h in sorted(hyps[w].items())))
-    rtf = search_seconds / max(frames * 0.01, 1e-9)
-    scores["decode_rtf"] = rtf
-    (args.out / "scores.json").write_text(json.dumps(scores, indent=1))
-    (args.out / "best_per").write_text("\n".join(lines) + "\n")
+    if args.kind == "hybrid" and args.model is None:
+        raise PaseError("hybrid decoding needs --model (a pase-train-mlp dir)")
+    lines = decode_dir(gmm=args.gmm, lang_test=args.lang_test, data=args.data, out=args.out,
+                       lm_weights=parse_lmwt(args.lmwt), model=args.model if args.kind == "hybrid" else None,
+                       acwt=args.acwt, beam=args.beam, lattice_beam=args.lattice_beam, device=device)
     for line in lines:
         print(line)
-    log.info("decoding real-time factor %.4f (search only, %d frames)", rtf, frames)
 
 
 def cli() -> None:

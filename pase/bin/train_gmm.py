@@ -23,23 +23,13 @@ line; the defaults are Kaldi's (TIMIT's for tri: 2500 leaves,
 from __future__ import annotations
 
 import argparse
-import logging
-import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from pase.asr.align import align, read_alignments, write_alignments
-from pase.asr.features import mfcc_cmvn_deltas, read_feats, write_feats
-from pase.asr.gmm import (MONO_REALIGN_ITERS, TRI_REALIGN_ITERS, GmmSystem, TrainResult,
-                          train_mono, train_tri)
-from pase.asr.lang import Lang
+from pase.asr.gmm_dir import train_gmm_dir
+from pase.asr.gmm_train import MONO_REALIGN_ITERS, TRI_REALIGN_ITERS
 from pase.bin.common import ArgumentParser, run_main
 from pase.errors import PaseError
-from pase.io import DataDir
-
-log = logging.getLogger("pase-train-gmm")
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "mono": {"num_iters": 40, "max_iter_inc": 30, "tot_gauss": 1000,
@@ -86,91 +76,10 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
     return opts
 
 
-def features(data: DataDir, out: Path, cache_dirs: list[Path]) -> dict[str, np.ndarray]:
-    """The data dir's 39-dim features, from a cache holding exactly its utterances or computed
-    and cached in ``out``."""
-    name = f"feats_{data.path.name}"
-    utts = {u.utt_id for u in data.utterances}
-    for d in [out, *cache_dirs]:
-        scp = d / f"{name}.scp"
-        if scp.is_file():
-            feats = read_feats(scp)
-            if set(feats) == utts:
-                log.info("features: %s", scp)
-                return feats
-            log.info("%s: other utterances than %s; recomputing", scp, data.path)
-    start = time.perf_counter()
-    feats = mfcc_cmvn_deltas(data)
-    write_feats(feats, out / f"{name}.ark", out / f"{name}.scp")
-    log.info("features: %d utterances, %d frames in %.1fs -> %s", len(feats),
-             sum(len(f) for f in feats.values()), time.perf_counter() - start, out / f"{name}.scp")
-    return feats
-
-
-def transcripts(data: DataDir, lang: Lang) -> dict[str, list[int]]:
-    if data.text is None:
-        raise PaseError(f"{data.path}: no text file (transcripts are needed for alignment)")
-    return {utt: lang.word_seq_ids(text.split()) for utt, text in data.text.items()}
-
-
-def write_outputs(system: GmmSystem, alignments: dict[str, np.ndarray], out: Path,
-                  suffix: str, failed: list[str]) -> None:
-    write_alignments(out / f"ali{suffix}.ark", alignments)
-    write_alignments(out / f"pdf_ali{suffix}.ark",
-                     {u: system.pdf_alignment(a) for u, a in alignments.items()})
-    failed_path = out / f"ali_failed{suffix}"
-    if failed:
-        failed_path.write_text("".join(f"{u}\n" for u in sorted(failed)))
-    else:
-        failed_path.unlink(missing_ok=True)
-
-
-def write_log(result: TrainResult, path: Path, opts: dict[str, Any], seconds: float) -> None:
-    lines = [f"# {k}={v}" for k, v in sorted(opts.items())]
-    lines.append("iter realigned frames like_per_frame num_gauss failed seconds")
-    lines += [f"{h.iteration} {int(h.realigned)} {h.frames} {h.like_per_frame:.5f} {h.num_gauss} "
-              f"{h.failed} {h.seconds:.2f}" for h in result.history]
-    lines.append(f"# pdfs={result.system.num_pdfs} gaussians={result.system.num_gauss} "
-                 f"aligned={len(result.alignments)} total_seconds={seconds:.1f}")
-    path.write_text("\n".join(lines) + "\n")
-
-
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    opts = options(args)
-    if args.stage == "tri" and args.ali_from is None:
-        raise PaseError("tri needs --ali_from (the monophone system dir)")
-    lang = Lang.load(args.lang)
-    data = DataDir.load(args.data)
-    args.out.mkdir(parents=True, exist_ok=True)
-    caches = [args.ali_from] if args.ali_from else []
-    feats = features(data, args.out, caches)
-    texts = transcripts(data, lang)
-    start = time.perf_counter()
-    if args.stage == "mono":
-        result = train_mono(feats, texts, lang, **opts)
-    else:
-        src = GmmSystem.load(args.ali_from / "final.npz")
-        src_ali = read_alignments(args.ali_from / "ali.ark")
-        result = train_tri(feats, texts, lang, src_ali, src,
-                           no_split_phones=lang.silence_phone_ids, **opts)
-    seconds = time.perf_counter() - start
-    system = result.system
-    system.save(args.out / "final.npz")
-    system.tree.write(True, str(args.out / "tree"))
-    (args.out / "num_pdfs").write_text(f"{system.num_pdfs}\n")
-    write_outputs(system, result.alignments, args.out, "",
-                  sorted(set(texts) - set(result.alignments)))
-    write_log(result, args.out / "log", opts, seconds)
-    log.info("%s: %d pdfs, %d Gaussians, %d/%d utterances aligned, %.1fs", args.out,
-             system.num_pdfs, system.num_gauss, len(result.alignments), len(texts), seconds)
-    for other in args.align_data:
-        other_data = DataDir.load(other)
-        res = align(system, features(other_data, args.out, caches), transcripts(other_data, lang),
-                    lang, beam=opts["beam"], retry_beam=opts["retry_beam"])
-        write_outputs(system, res.alignments, args.out, f"_{other_data.path.name}", res.failed)
-        log.info("%s: %d aligned, %d failed, avg like/frame %.3f", other,
-                 len(res.alignments), len(res.failed), res.like_per_frame)
+    train_gmm_dir(args.stage, data=args.data, lang_dir=args.lang, out=args.out, opts=options(args),
+                  ali_from=args.ali_from, align_data=args.align_data)
 
 
 def cli() -> None:

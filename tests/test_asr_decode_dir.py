@@ -1,0 +1,149 @@
+"""pase-decode on a small synthetic TIMIT: the decode dir's files hold what the decoder and the
+scorer give for the set, for a GMM and for a hybrid MLP."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pase.asr.decode import Decoder
+from pase.asr.features import mfcc_cmvn_deltas, read_feats, write_feats
+from pase.asr.gmm import GmmSystem
+from pase.asr.gmm_train import train_mono
+from pase.asr.graph import load_hclg
+from pase.asr.lang import Lang, make_G, make_lang, train_bigram_arpa
+from pase.asr.mlp import FrameSet, HybridMLP, MlpOptions, log_priors, scaled_loglikes
+from pase.asr.model_io import save_hybrid_model
+from pase.asr.score import parse_lmwt, per, results_line, sweep
+from pase.bin import decode
+from pase.errors import PaseError
+from pase.io import DataDir, read_kaldi_map
+from pase.prep.timit import prepare_timit, standard_phone_map
+from pase.synth.timit import make_timit
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> dict[str, Path]:
+    """A briefly trained monophone GMM dir, a bigram test lang and the test set."""
+    root = tmp_path_factory.mktemp("decode_dir")
+    make_timit(root, n_train_speakers=6, n_dev_speakers=2, n_test_speakers=2, utts_per_speaker=4,
+               seed=0, jobs=1)
+    prepare_timit(root / "TIMIT", root / "data", allow_missing_speakers=True)
+    lang = make_lang(sorted({p for p in standard_phone_map()[0].values() if p}), root / "lang")
+    train = DataDir.load(root / "data" / "train")
+    make_G(lang, train_bigram_arpa([t.split() for t in train.text.values()]), root / "lang_test")
+    texts = {u: lang.word_seq_ids(t.split()) for u, t in train.text.items()}
+    mono = train_mono(mfcc_cmvn_deltas(train), texts, lang, num_iters=4, max_iter_inc=2,
+                      tot_gauss=150, realign_iters=(1, 2))
+    (root / "mono").mkdir()
+    mono.system.save(root / "mono" / "final.npz")
+    return {"gmm": root / "mono", "lang_test": root / "lang_test", "data": root / "data" / "test"}
+
+
+def run_decode(capsys, kind: str, setup: dict[str, Path], out: Path, *extra: str) -> list[str]:
+    decode.main([kind, "--gmm", str(setup["gmm"]), "--lang_test", str(setup["lang_test"]),
+                 "--data", str(setup["data"]), "--out", str(out), *extra])
+    return capsys.readouterr().out.splitlines()
+
+
+def reference_hyps(setup: dict[str, Path], search) -> tuple[dict, dict]:
+    """References of the test set and ``search(decoder, system, words)``'s hypotheses."""
+    lang = Lang.load(setup["lang_test"])
+    system = GmmSystem.load(setup["gmm"] / "final.npz")
+    decoder = Decoder(load_hclg(setup["gmm"] / "graph" / "HCLG.fst"), system.trans_model)
+    refs = {u: t.split() for u, t in read_kaldi_map(setup["data"] / "text").items()}
+    return refs, search(decoder, system, lang.id_to_word())
+
+
+def read_hyps(out: Path, lmwt: float) -> dict[str, list[str]]:
+    lines = (out / f"score_{lmwt:g}" / "hyp.txt").read_text().splitlines()
+    return {ln.split()[0]: ln.split()[1:] for ln in lines}
+
+
+def check_scores(out: Path, printed: list[str], refs: dict, hyps: dict[float, dict]) -> None:
+    """scores.json and best_per say what the scorer makes of the hypotheses, both ways."""
+    scores = json.loads((out / "scores.json").read_text())
+    lines = []
+    for name, lenient in (("standard", False), ("lenient", True)):
+        best, results = sweep(refs, hyps, lenient=lenient)
+        assert scores[name]["best_lmwt"] == best
+        for w, hyp in hyps.items():
+            assert scores[name][str(w)]["per"] == pytest.approx(per(refs, hyp, lenient=lenient).per)
+        lines.append(results_line(results[best], f"{out}/score_{best:g} ({name} scoring)"))
+    assert printed == lines == (out / "best_per").read_text().splitlines()
+    assert scores["decode_rtf"] > 0
+
+
+def test_gmm_decode_dir_and_graph_cache(setup, tmp_path, capsys):
+    out = tmp_path / "decode"
+    printed = run_decode(capsys, "gmm", setup, out, "--lmwt", "2,10")
+    feats = mfcc_cmvn_deltas(DataDir.load(setup["data"]))
+    refs, hyps = reference_hyps(setup, lambda dec, system, words: {
+        w: {u: [words[i] for i in dec.decode_gmm(system.am, f, acoustic_scale=1 / w)]
+            for u, f in feats.items()} for w in (2.0, 10.0)})
+    for w in (2.0, 10.0):
+        assert read_hyps(out, w) == hyps[w]
+    assert sum(map(len, hyps[10.0].values())) > 0.5 * sum(map(len, refs.values()))
+    check_scores(out, printed, refs, hyps)
+    assert not (out / "loglikes.ark").exists()
+    # The graph is reused while newer than the model, rebuilt once the model is newer.
+    graph = setup["gmm"] / "graph" / "HCLG.fst"
+    built = graph.stat().st_mtime_ns
+    run_decode(capsys, "gmm", setup, tmp_path / "again", "--lmwt", "10")
+    assert graph.stat().st_mtime_ns == built and read_hyps(tmp_path / "again", 10) == hyps[10.0]
+    os.utime(setup["gmm"] / "final.npz", ns=(built + 10**9, built + 10**9))
+    run_decode(capsys, "gmm", setup, tmp_path / "again", "--lmwt", "10")
+    assert graph.stat().st_mtime_ns > built
+
+
+def test_hybrid_decode_dir(setup, tmp_path, capsys):
+    """An (untrained) MLP on the test set's MFCCs: loglikes.ark is its log-posteriors minus
+    log-priors, hyp.txt the lattice's best path for each LM weight at --acwt."""
+    data = tmp_path / "test_mfcc"
+    shutil.copytree(setup["data"], data)
+    write_feats(mfcc_cmvn_deltas(DataDir.load(data)), data / "feats.ark", data / "feats.scp")
+    num_pdfs = GmmSystem.load(setup["gmm"] / "final.npz").num_pdfs
+    opts = MlpOptions(hidden=32, layers=2, context=2)
+    torch.manual_seed(0)
+    model = HybridMLP(39 * 5, num_pdfs, opts.hidden, opts.layers, opts.dropout).eval()
+    priors = log_priors([np.arange(num_pdfs) % 7], num_pdfs)
+    save_hybrid_model(tmp_path / "mlp", model, priors, opts, 39 * 5, num_pdfs, {})
+    out = tmp_path / "decode"
+    printed = run_decode(capsys, "hybrid", setup, out, "--model", str(tmp_path / "mlp"),
+                         "--acwt", "0.5", "--lmwt", "1:3", "--data", str(data))
+    expected = scaled_loglikes(model, FrameSet(read_feats(data / "feats.scp"), None, 2), priors,
+                               torch.device("cpu"))
+    loglikes = read_feats(out / "loglikes.scp")
+    assert list(loglikes) == sorted(expected)
+    for u, ll in expected.items():
+        np.testing.assert_allclose(loglikes[u], ll, rtol=1e-6, atol=1e-5)
+    assert "--acoustic-scale=0.5 " in (out / "latgen-faster-mapped.txt").read_text()
+    refs, hyps = reference_hyps(setup, lambda dec, system, words: {
+        w: {u: [words[i] for i in dec.decode_matrix(ll, acoustic_scale=0.5, lm_weights=[w])[w]]
+            for u, ll in expected.items()} for w in (1.0, 2.0, 3.0)})
+    for w in (1.0, 2.0, 3.0):
+        assert read_hyps(out, w) == hyps[w]
+    check_scores(out, printed, refs, hyps)
+
+
+def test_decode_user_errors(setup, tmp_path, capsys):
+    with pytest.raises(PaseError, match="hybrid decoding needs --model"):
+        run_decode(capsys, "hybrid", setup, tmp_path / "d")
+    save_hybrid_model(tmp_path / "mlp", HybridMLP(39, 3, 8, 1), log_priors([], 3),
+                      MlpOptions(hidden=8, layers=1, context=0), 39, 3, {})
+    with pytest.raises(PaseError, match=r"mlp has 3 outputs but .*mono \d+ pdfs"):
+        run_decode(capsys, "hybrid", setup, tmp_path / "d", "--model", str(tmp_path / "mlp"))
+    with pytest.raises(PaseError, match="LM weights '1:x'"):
+        run_decode(capsys, "gmm", setup, tmp_path / "d", "--lmwt", "1:x")
+
+
+def test_parse_lmwt():
+    assert parse_lmwt("1:4") == [1.0, 2.0, 3.0, 4.0]
+    assert parse_lmwt("4 6,8.5") == [4.0, 6.0, 8.5]
+    with pytest.raises(PaseError, match="expected A:B"):
+        parse_lmwt("1:2:3")
