@@ -1,32 +1,29 @@
-"""Dump encoder features of a Kaldi data dir as Kaldi ark/scp, with per-speaker CMVN stats.
+"""Encoder features of utterances, written through a `pase.dump.JobWriter` (ark/scp per layer).
 
 Utterances are sorted by length and run in right-padded batches through
 `WaveFe.forward_padded`, which gives every utterance exactly the features it gets alone, so the
 batch size changes speed, never the output. Utterances longer than `max_chunk_seconds` are
 encoded and written in pieces (`WaveFe.iter_chunked`, equal to one pass up to float rounding), so
 memory stays bounded for any length. Audio for the next batch is read on a background
-thread while the current one is encoded. All outputs are written to temporary files and renamed
-when complete: an interrupted or failing run leaves no partial ark and no scp pointing at data
-that does not exist.
+thread while the current one is encoded. Any `forward_hidden` layers can be written instead of
+the final output alone (`layers`), each to its own ark.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from pase.io import (ArkScpWriter, AudioError, DataDir, Utterance, audio_info, check_waveform,
-                     compute_cmvn_stats, copy_data_dir, iter_matrix_blocks, peak_normalize, read_audio,
-                     read_kaldi_map, utt2spk_to_spk2utt, write_kaldi_map, write_matrix_ark_scp)
+from pase.dump import JobWriter
+from pase.io import AudioError, DataDir, Utterance, audio_info, check_waveform, peak_normalize, read_audio
 from pase.models.batchnorm import reestimate_batchnorm
+from pase.models.featurizer import layer_names, select_layers
 from pase.models.frontend import WaveFe
 
 log = logging.getLogger(__name__)
@@ -93,12 +90,18 @@ def pad_waveforms(wavs: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tenso
 
 
 class FeatureExtractor:
-    """Runs an encoder over utterances and writes frames x dims float32 matrices."""
+    """Runs an encoder over utterances and writes frames x dims float32 matrices of the layers
+    `layers` selects (`select_layers`: 'final', 'all', indices or names of `layer_names`)."""
 
-    def __init__(self, encoder: WaveFe, options: ExtractOptions) -> None:
+    def __init__(self, encoder: WaveFe, options: ExtractOptions, layers: str = "final") -> None:
         self.encoder = encoder.eval().to(options.device)
         self.opts = options
         self.sample_rate = encoder.sample_rate
+        names = layer_names(encoder)
+        chosen = list(dict.fromkeys(select_layers(layers, names)))
+        self.layer_names = tuple(names[i] for i in chosen)
+        # None: the final output alone, by the plain forward pass (no hidden layers kept).
+        self.layers = None if chosen == [len(names) - 1] else chosen
 
     def load(self, utt: Utterance) -> np.ndarray:
         wav = read_audio(utt.source, sample_rate=self.sample_rate, start=utt.start, end=utt.end,
@@ -126,36 +129,38 @@ class FeatureExtractor:
             stack.enter_context(torch.autocast(torch.device(self.opts.device).type, dtype=torch.bfloat16))
         return stack
 
-    def encode(self, wavs: list[np.ndarray]) -> list[np.ndarray]:
-        """Encode waveforms as one padded batch; returns (frames, dims) float32 arrays."""
+    def _selected(self, y: torch.Tensor, hidden: list[torch.Tensor]) -> list[np.ndarray]:
+        """The chosen layers of an encoder output, each (B, frames, dims) float32 on the CPU."""
+        outs = [y] if self.layers is None else [hidden[i] for i in self.layers]
+        return [o.float().transpose(1, 2).cpu().numpy() for o in outs]
+
+    def encode(self, wavs: list[np.ndarray]) -> list[list[np.ndarray]]:
+        """Encode waveforms as one padded batch; returns per waveform its layers' (frames, dims) arrays."""
         batch, lengths = pad_waveforms(wavs)
         with self._modes():
-            y, frames, _ = self.encoder.forward_padded(batch.to(self.opts.device), lengths,
-                                                       max_chunk_seconds=self.opts.max_chunk_seconds)
-            y = y.float().transpose(1, 2).cpu().numpy()
-        return [y[i, :n] for i, n in enumerate(frames.tolist())]
+            y, frames, hidden = self.encoder.forward_padded(batch.to(self.opts.device), lengths,
+                                                            return_hidden=self.layers is not None,
+                                                            max_chunk_seconds=self.opts.max_chunk_seconds)
+            outs = self._selected(y, hidden)
+        return [[o[i, :n] for o in outs] for i, n in enumerate(frames.tolist())]
 
-    def write_long(self, writer: ArkScpWriter, utt_id: str, wav: np.ndarray) -> int:
+    def write_long(self, writer: JobWriter, utt_id: str, wav: np.ndarray) -> None:
         """Encode one long utterance piece by piece (`WaveFe.iter_chunked`), writing each piece as
-        it comes, so that neither the features nor the activations are ever held whole; returns
-        the number of frames."""
+        it comes, so that neither the features nor the activations are ever held whole."""
         x = torch.from_numpy(wav).view(1, 1, -1).to(self.opts.device)
-        rows = self.encoder.num_frames(len(wav))
         with self._modes():
-            pieces = self.encoder.iter_chunked(x, self.opts.max_chunk_seconds)
-            writer.write_pieces(utt_id, rows, self.encoder.emb_dim,
-                                (y[0].float().T.cpu().numpy() for y, _ in pieces))
-        return rows
+            pieces = self.encoder.iter_chunked(x, self.opts.max_chunk_seconds, return_hidden=self.layers is not None)
+            writer.write_pieces(utt_id, self.encoder.num_frames(len(wav)),
+                                ([o[0] for o in self._selected(y, hidden)] for y, hidden in pieces))
 
-    def run(self, utts: list[Utterance], ark: Path, scp: Path) -> tuple[dict[str, int], dict[str, str]]:
-        """Write features of `utts` to ark/scp; returns (utt -> frames, utt -> error of skipped)."""
+    def run(self, utts: list[Utterance], writer: JobWriter) -> None:
+        """Write the features of `utts` (or, with `skip_bad`, skip those that cannot be read)."""
         lengths = [estimated_samples(u, self.sample_rate) for u in utts]
         batches = [[utts[i] for i in b] for b in plan_batches(
             lengths, self.opts.batch_size, int(self.opts.max_batch_seconds * self.sample_rate))]
-        num_frames: dict[str, int] = {}
-        skipped: dict[str, str] = {}
-        bar = tqdm(total=len(utts), unit="utt", disable=not self.opts.progress, desc=ark.name)
-        with ArkScpWriter(ark, scp) as writer, ThreadPoolExecutor(max_workers=1) as pool:
+        bar = tqdm(total=len(utts), unit="utt", disable=not self.opts.progress, desc="extract")
+        limit = self.opts.max_chunk_seconds * self.sample_rate
+        with ThreadPoolExecutor(max_workers=1) as pool:
             pending = pool.submit(self._load_batch, batches[0]) if batches else None
             for k in range(len(batches)):
                 loaded = pending.result()
@@ -165,61 +170,16 @@ class FeatureExtractor:
                 for u, e in loaded:
                     if not isinstance(e, np.ndarray):
                         log.warning("skipping %s", e)
-                        skipped[u.utt_id] = str(e)
-                limit = self.opts.max_chunk_seconds * self.sample_rate
+                        writer.skip(u.utt_id, str(e))
                 short = [(u, w) for u, w in good if len(w) <= limit]
                 for u, w in good:
                     if len(w) > limit:
-                        num_frames[u.utt_id] = self.write_long(writer, u.utt_id, w)
+                        self.write_long(writer, u.utt_id, w)
                 if short:
                     for (u, _), feats in zip(short, self.encode([w for _, w in short])):
                         writer.write(u.utt_id, feats)
-                        num_frames[u.utt_id] = feats.shape[0]
                 bar.update(len(loaded))
         bar.close()
-        return num_frames, skipped
-
-
-def finalize_dump(data_dir: DataDir, dump_dir: Path, out_data_dir: Path, shard_scps: list[Path],
-                  skipped: dict[str, str]) -> None:
-    """Merge shard scps, write per-speaker CMVN stats and the output data dir.
-
-    The output data dir is a copy of the input (every utt2*/spk2* file too, e.g. utt2label)
-    restricted to the utterances that have features, plus feats.scp, utt2num_frames and cmvn.scp
-    (Kaldi's compute-cmvn-stats --spk2utt layout): one contract for every feature type.
-    """
-    merged: dict[str, str] = {}
-    for scp in shard_scps:
-        merged.update(read_kaldi_map(scp))
-    feats_scp = dump_dir / "feats.scp"
-    write_kaldi_map(feats_scp, merged)
-    if skipped:
-        write_kaldi_map(dump_dir / "skipped", {u: e.replace("\n", " ") for u, e in skipped.items()})
-    kept = [u.utt_id for u in data_dir.utterances if u.utt_id in merged]
-    num_frames: dict[str, str] = {}
-    cmvn: dict[str, np.ndarray] = {}
-    for spk, utts in utt2spk_to_spk2utt({u: data_dir.utt2spk[u] for u in kept}).items():
-        # Read in row blocks: an hour-long utterance's features are never loaded whole.
-        stats = [compute_cmvn_stats(iter_matrix_blocks(merged[u])) for u in utts]
-        num_frames.update((u, str(int(st[0, -1]))) for u, st in zip(utts, stats))
-        cmvn[spk] = np.sum(stats, axis=0)
-    write_matrix_ark_scp(absolute(dump_dir / "cmvn.ark"), dump_dir / "cmvn.scp", sorted(cmvn.items()),
-                         dtype=np.float64)
-    copy_data_dir(data_dir.path, out_data_dir, utt_ids=kept, carry_all=True)
-    write_kaldi_map(out_data_dir / "feats.scp", merged)
-    write_kaldi_map(out_data_dir / "utt2num_frames", num_frames)
-    write_kaldi_map(out_data_dir / "cmvn.scp", read_kaldi_map(dump_dir / "cmvn.scp"))
-
-
-def shard_paths(dump_dir: Path, nj: int, job: int) -> tuple[Path, Path]:
-    """Ark/scp of one job: feats.ark/scp for a single job, feats.JOB.ark/scp otherwise."""
-    stem = "feats" if nj == 1 else f"feats.{job}"
-    return dump_dir / f"{stem}.ark", dump_dir / f"{stem}.scp"
-
-
-def absolute(path: str | os.PathLike) -> Path:
-    """Absolute path without resolving symlinks, as Kaldi's make_absolute.sh does."""
-    return Path(os.path.abspath(path))
 
 
 def reestimate_on_data(encoder: WaveFe, data: DataDir, options: ExtractOptions, max_utts: int = 256) -> int:

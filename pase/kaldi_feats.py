@@ -4,15 +4,14 @@
 Options are the torchaudio functions' own keyword arguments (Kaldi's option names: num_ceps,
 num_mel_bins, frame_length, dither, ...) plus `delta_order` (Kaldi's add-deltas --delta-order,
 window 2), so a YAML file of them reads like a Kaldi conf/mfcc.conf. `KaldiFeatureExtractor` has
-`FeatureExtractor`'s `run` contract, so pase-extract shards, merges, skips and writes CMVN
-statistics the same way for every feature type.
+`FeatureExtractor`'s `run` contract (one layer, 'final'), so pase-extract shards, merges, skips and
+writes CMVN statistics the same way for every feature type.
 """
 from __future__ import annotations
 
 import inspect
 import logging
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,7 +20,8 @@ import torchaudio.compliance.kaldi as kaldi
 from tqdm import tqdm
 
 from pase.config import ConfigError, check_keys
-from pase.io import ArkScpWriter, AudioError, Utterance, check_waveform, peak_normalize, read_audio
+from pase.dump import JobWriter
+from pase.io import AudioError, Utterance, check_waveform, peak_normalize, read_audio
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,8 @@ def kaldi_features(wav: np.ndarray, kind: str, options: Mapping[str, Any], sampl
 class KaldiFeatureExtractor:
     """Writes `kind` features of utterances to ark/scp, one utterance at a time."""
 
+    layer_names = ("final",)
+
     def __init__(self, kind: str, options: Mapping[str, Any], *, sample_rate: int = 16000,
                  peak_norm: bool = False, skip_bad: bool = False, progress: bool = True) -> None:
         self.kind = kind
@@ -108,21 +110,15 @@ class KaldiFeatureExtractor:
                        min_samples=self.min_samples, sample_rate=self.sample_rate)
         return peak_normalize(wav, name=utt.utt_id) if self.peak_norm else wav
 
-    def run(self, utts: list[Utterance], ark: Path, scp: Path) -> tuple[dict[str, int], dict[str, str]]:
-        """Write features of `utts` to ark/scp; returns (utt -> frames, utt -> error of skipped)."""
-        num_frames: dict[str, int] = {}
-        skipped: dict[str, str] = {}
-        with ArkScpWriter(ark, scp) as writer:
-            for utt in tqdm(utts, unit="utt", disable=not self.progress, desc=ark.name):
-                try:
-                    wav = self.load(utt)
-                except AudioError as e:
-                    if not self.skip_bad:
-                        raise
-                    log.warning("skipping %s", e)
-                    skipped[utt.utt_id] = str(e)
-                    continue
-                feats = kaldi_features(wav, self.kind, self.options, self.sample_rate)
-                writer.write(utt.utt_id, feats)
-                num_frames[utt.utt_id] = feats.shape[0]
-        return num_frames, skipped
+    def run(self, utts: list[Utterance], writer: JobWriter) -> None:
+        """Write the features of `utts` (or, with `skip_bad`, skip those that cannot be read)."""
+        for utt in tqdm(utts, unit="utt", disable=not self.progress, desc=self.kind):
+            try:
+                wav = self.load(utt)
+            except AudioError as e:
+                if not self.skip_bad:
+                    raise
+                log.warning("skipping %s", e)
+                writer.skip(utt.utt_id, str(e))
+                continue
+            writer.write(utt.utt_id, [kaldi_features(wav, self.kind, self.options, self.sample_rate)])

@@ -9,6 +9,7 @@ import yaml
 
 from conftest import TINY_FE, make_data_dir
 from pase.bin.extract import main
+from pase.dump import extract_job
 from pase.extraction import ExtractOptions, FeatureExtractor, pad_waveforms
 from pase.io import ArkScpWriter, DataDir, PaseInputError, iter_matrix_blocks, read_kaldi_map
 from pase.models import wf_builder
@@ -105,18 +106,20 @@ def test_linear_scan_gradient_with_initial_state():
     assert torch.autograd.gradcheck(linear_scan, (a, b, c0[0]))
 
 
-def test_extraction_in_pieces_equals_one_pass(tmp_path):
+@pytest.mark.parametrize("layers", ["final", "all"])
+def test_extraction_in_pieces_equals_one_pass(tmp_path, layers):
     data = DataDir.load(make_data_dir(tmp_path, speakers=1, utts=3, seconds=(1.0, 2.5)))
     encoder = nontrivial(TINY_FE)
     feats = {}
     for name, limit in (("whole", 1e9), ("pieces", 0.25)):
         opts = ExtractOptions(max_chunk_seconds=limit, batch_size=2, progress=False)
-        ark, scp = tmp_path / f"{name}.ark", tmp_path / f"{name}.scp"
-        frames, _ = FeatureExtractor(encoder, opts).run(data.utterances, ark, scp)
-        feats[name] = dict(kaldiio.load_scp(str(scp)))
-        assert sorted(frames) == sorted(feats[name])
-    for utt, ref in feats["whole"].items():
-        np.testing.assert_allclose(feats["pieces"][utt], ref, atol=1e-5, rtol=0)
+        writer = extract_job(FeatureExtractor(encoder, opts, layers=layers), data, tmp_path / name, nj=1, job=1)
+        feats[name] = [dict(kaldiio.load_scp(str(d / "feats.scp"))) for d in writer.layout.layer_dirs()]
+        assert all(writer.frames == {u: len(m) for u, m in layer.items()} for layer in feats[name])
+    assert len(feats["whole"]) == (1 if layers == "final" else len(layer_names(encoder)))
+    for whole, pieces in zip(feats["whole"], feats["pieces"]):
+        for utt, ref in whole.items():
+            np.testing.assert_allclose(pieces[utt], ref, atol=1e-5, rtol=0)
 
 
 def test_cli_option(tmp_path):

@@ -12,6 +12,7 @@ import soundfile as sf
 import torch
 
 from pase.bin.extract import main
+from pase.errors import PaseError
 from pase.io import DataDir, PaseInputError, compute_cmvn_stats, read_audio, read_kaldi_map
 from pase.models import wf_builder
 
@@ -169,7 +170,10 @@ def test_bad_utterance_fails_without_touching_previous_outputs(extract, corpus, 
     with pytest.raises(PaseInputError, match=r"missing\.flac.*'a2'.*not found"):
         extract(bad, dump, "--out-data-dir", str(tmp_path / "out"))
     after = {p.name: p.read_bytes() for p in dump.iterdir() if p.is_file()}
-    assert after == before  # no .tmp left, old ark/scp intact
+    # No .tmp left, old ark/scp intact; only the job's done.1 is gone, so no merge takes the old job.
+    assert after == {k: v for k, v in before.items() if k != "done.1"}
+    with pytest.raises(PaseError, match=r"done\.1 not found: job 1 of 1 has not finished"):
+        extract(bad, dump, "--merge")
     # --skip-bad: the rest is extracted, the bad one listed and left out of the data dir.
     extract(bad, tmp_path / "dump2", "--skip-bad", "--out-data-dir", str(tmp_path / "out2"))
     assert "a2" in read_kaldi_map(tmp_path / "dump2" / "skipped")

@@ -2,37 +2,45 @@
 
     pase-extract data/test dump/test --fe_cfg cfg/frontend/PASE+.cfg --fe_ckpt FE_e199.ckpt
     pase-extract data/test dump/mfcc/test --feats_type mfcc --feats_config conf/mfcc.yaml
+    utils/run_local.sh JOB=1:4 log/extract.JOB.log pase-extract data/test dump/test ... --nj 4 --job JOB
+    pase-extract data/test dump/test --nj 4 --merge
 
 Every feature type gives the same outputs: dump/test/feats.{ark,scp}, dump/test/cmvn.{ark,scp}
 (per speaker) and the data dir data/test_<feats_type>: a copy of data/test (with every utt2* and
 spk2* file, e.g. utt2label) plus feats.scp, cmvn.scp and utt2num_frames. --feats_config holds
 options of torchaudio.compliance.kaldi.mfcc / .fbank under Kaldi's names (num_ceps, num_mel_bins,
 frame_length, dither, ...) and delta_order (Kaldi's add-deltas); without it Kaldi's defaults hold.
-With --nj N it runs N local jobs, each on a contiguous shard, writing feats.JOB.{ark,scp};
---job J runs only shard J (for external schedulers such as Slurm arrays) and skips the merge.
+
+Jobs as in Kaldi: --nj N --job J extracts the J-th of N contiguous shards of the data dir
+(feats.J.{ark,scp}), with its frame counts and per-speaker CMVN sums computed while writing;
+--nj N --merge then joins the N jobs without reading any feature back. Without --job and
+--merge, pase-extract runs the N jobs as local processes (CPUs/N torch threads each unless
+--num_threads), then merges. A second pase-extract on the same dump dir fails at once.
+
+--layers (feats_type pase): final (the default), all, or comma-separated forward_hidden layers by
+0-based index or name (PASE+: 0-6 skip1..skip7, 7 rnn, 8 final). Any other choice than final
+alone dumps each chosen layer on its own: dump_dir/<name>/{feats,cmvn}.{ark,scp} and the data
+dir <out_data_dir>_<name>.
 An encoder config given as --config (this command's older spelling) is still taken as --fe_cfg.
 """
 from __future__ import annotations
 
 import argparse
-import logging
-import os
-import subprocess
+import functools
 import sys
 from pathlib import Path
 
+import torch
+
 from pase.bin.common import (ArgumentParser, add_device_options, add_encoder_options, run_main,
                              set_threads, setup_device)
-from pase.errors import PaseError
-from pase.extraction import (ExtractOptions, FeatureExtractor, absolute, finalize_dump, reestimate_on_data,
-                             shard_paths)
 from pase.config import load_config
-from pase.io import DataDir, read_kaldi_map, write_kaldi_map
+from pase.dump import dump_lock, extract_job, merge_dump, run_jobs, threads_per_job
+from pase.errors import PaseError
+from pase.extraction import ExtractOptions, FeatureExtractor, reestimate_on_data
+from pase.io import DataDir
 from pase.kaldi_feats import FEATURE_FUNCTIONS, KaldiFeatureExtractor, feature_options
 from pase.models.frontend import wf_builder
-
-log = logging.getLogger("pase-extract")
-
 
 def build_parser() -> ArgumentParser:
     p = ArgumentParser("pase-extract", __doc__, legacy_config="fe_cfg")
@@ -47,6 +55,8 @@ def build_parser() -> ArgumentParser:
     add_encoder_options(p)
     p.add_argument("--random_init", action="store_true",
                    help="run an untrained encoder (pipeline checks only; the features mean nothing)")
+    p.add_argument("--seed", type=int, default=2,
+                   help="random-init seed, the same in every job (pase-train's default: its step 0)")
     add_device_options(p)
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CPU and GPU)")
     p.add_argument("--peak_norm", action="store_true",
@@ -59,8 +69,15 @@ def build_parser() -> ArgumentParser:
                    help="max padded audio per batch (bounds memory)")
     p.add_argument("--max_chunk_seconds", type=float, default=30.0,
                    help="encode longer utterances in pieces of this length (bounds memory; same features)")
-    p.add_argument("--nj", type=int, default=1, help="number of jobs (shards)")
-    p.add_argument("--job", type=int, default=None, help="run only this shard (1-based) and do not merge")
+    p.add_argument("--layers", default="final",
+                   help="final, all, or comma-separated forward_hidden layer indices/names, each dumped "
+                        "on its own (dump_dir/<name>, <out_data_dir>_<name>)")
+    p.add_argument("--nj", type=int, default=1, help="number of jobs (shards of the data dir)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--job", type=int, default=None,
+                      help="extract only shard JOB (1..nj) of the data dir; merge afterwards with --merge")
+    mode.add_argument("--merge", action="store_true",
+                      help="merge jobs 1..nj (run with --job) into feats.scp, cmvn and the output data dir")
     p.add_argument("--skip_bad", action="store_true",
                    help="log and skip unreadable/too-short utterances (listed in dump_dir/skipped) "
                         "instead of failing")
@@ -69,6 +86,7 @@ def build_parser() -> ArgumentParser:
 
 
 def load_encoder(args: argparse.Namespace):
+    torch.manual_seed(args.seed)  # as pase-train does before building the model
     encoder = wf_builder(args.fe_cfg)
     if args.fe_ckpt is not None:
         encoder.load_pretrained(args.fe_ckpt, load_last=True, verbose=True)
@@ -84,8 +102,10 @@ def kaldi_options(args: argparse.Namespace) -> dict:
 
 
 def make_extractor(args: argparse.Namespace, data: DataDir) -> FeatureExtractor | KaldiFeatureExtractor:
-    """The extractor of --feats_type; both write ark/scp through the same `run`."""
+    """The extractor of --feats_type; both write through the same `pase.dump.JobWriter`."""
     if args.feats_type != "pase":
+        if args.layers not in ("final", "last"):
+            raise PaseError(f"--layers {args.layers}: mfcc/fbank have one output; --layers is for --feats_type pase")
         set_threads(args)
         return KaldiFeatureExtractor(args.feats_type, kaldi_options(args), peak_norm=args.peak_norm,
                                      skip_bad=args.skip_bad, progress=not args.no_progress)
@@ -98,73 +118,31 @@ def make_extractor(args: argparse.Namespace, data: DataDir) -> FeatureExtractor 
     encoder = load_encoder(args)
     if args.bn_reestimate:
         reestimate_on_data(encoder, data, opts)
-    return FeatureExtractor(encoder, opts)
+    return FeatureExtractor(encoder, opts, layers=args.layers)
 
 
-def run_job(args: argparse.Namespace, data: DataDir, job: int) -> dict[str, str]:
-    utts = data.shard(args.nj, job) if args.nj > 1 else data.utterances
-    ark, scp = shard_paths(args.dump_dir, args.nj, job)
-    frames, skipped = make_extractor(args, data).run(utts, absolute(ark), scp)
-    log.info("job %d/%d: %d utterances, %d frames -> %s (%d skipped)", job, args.nj, len(frames),
-             sum(frames.values()), ark, len(skipped))
-    return skipped
-
-
-def spawn_jobs(args: argparse.Namespace, argv: list[str]) -> dict[str, str]:
-    """Run --nj local jobs in parallel, each `pase-extract ... --job J`, logging to dump_dir/log."""
-    threads = args.num_threads or max(1, (os.cpu_count() or 1) // args.nj)
-    logdir = args.dump_dir / "log"
-    logdir.mkdir(parents=True, exist_ok=True)
-    procs = []
-    for job in range(1, args.nj + 1):
-        (args.dump_dir / f"skipped.{job}").unlink(missing_ok=True)
-        cmd = [sys.executable, "-m", "pase.bin.extract", *argv, "--job", str(job),
-               "--num_threads", str(threads), "--no_progress"]
-        logf = open(logdir / f"extract.{job}.log", "w")
-        procs.append((job, subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT), logf))
-    failed = []
-    for job, proc, logf in procs:
-        proc.wait()
-        logf.close()
-        if proc.returncode != 0:
-            failed.append(job)
-    if failed:
-        tail = (logdir / f"extract.{failed[0]}.log").read_text().strip().splitlines()[-1:]
-        raise PaseError(f"job(s) {failed} failed; see {logdir}/extract.JOB.log; job {failed[0]} ended with: "
-                        + "".join(tail))
-    skipped: dict[str, str] = {}
-    for job in range(1, args.nj + 1):
-        path = args.dump_dir / f"skipped.{job}"
-        if path.exists():
-            skipped.update(read_kaldi_map(path))
-    return skipped
+def run_job(args: argparse.Namespace, job: int) -> None:
+    data = DataDir.load(args.data_dir)
+    extract_job(make_extractor(args, data), data, args.dump_dir, args.nj, job)
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     if args.nj < 1 or (args.job is not None and not 1 <= args.job <= args.nj):
         raise PaseError(f"need --nj >= 1 and 1 <= --job <= --nj (got {args.nj}, {args.job})")
-    data = DataDir.load(args.data_dir)
-    args.dump_dir.mkdir(parents=True, exist_ok=True)
-    if args.job is not None:
-        skipped = run_job(args, data, args.job)
-        if skipped:  # read back by the parent for dump_dir/skipped
-            write_kaldi_map(args.dump_dir / f"skipped.{args.job}",
-                            {u: e.replace("\n", " ") for u, e in skipped.items()})
-        return
-    if args.nj == 1:
-        skipped = run_job(args, data, 1)
-    else:
-        if args.feats_type == "pase":  # fail fast on a bad config/checkpoint before spawning jobs
-            load_encoder(args)
-        else:
-            kaldi_options(args)
-        skipped = spawn_jobs(args, argv)
-    out_dir = args.out_data_dir or args.data_dir.parent / f"{args.data_dir.name}_{args.feats_type}"
-    scps = [shard_paths(args.dump_dir, args.nj, j)[1] for j in range(1, args.nj + 1)]
-    finalize_dump(data, args.dump_dir, out_dir, scps, skipped)
-    log.info("features: %s; data dir: %s", args.dump_dir / "feats.scp", out_dir)
+    if args.nj > 1 and args.num_threads is None:  # the jobs share this machine's CPUs
+        args.num_threads = threads_per_job(args.nj)
+    with dump_lock(args.dump_dir, args.job):
+        if args.job is not None:
+            run_job(args, args.job)
+            return
+        if not args.merge and args.nj == 1:
+            run_job(args, 1)
+        elif not args.merge:
+            args.no_progress = True  # N bars on one terminal
+            run_jobs(functools.partial(run_job, args), args.nj)
+        out_dir = args.out_data_dir or args.data_dir.parent / f"{args.data_dir.name}_{args.feats_type}"
+        merge_dump(DataDir.load(args.data_dir), args.dump_dir, args.nj, out_dir)
 
 
 def cli() -> None:

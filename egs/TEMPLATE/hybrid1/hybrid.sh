@@ -119,8 +119,10 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
         log "stage 4: ${feats_type} features of data/${s} -> ${out}"
         mkdir -p "exp/log"
         # shellcheck disable=SC2086
+        ${train_cmd} JOB=1:"${nj}" "exp/log/extract_${feats_type}_${s}.JOB.log" pase-extract "data/${s}" \
+            "dump/${feats_type}/${s}" --feats_type "${feats_type}" --nj "${nj}" --job JOB --no_progress ${feats_opts}
         ${train_cmd} "exp/log/extract_${feats_type}_${s}.log" pase-extract "data/${s}" "dump/${feats_type}/${s}" \
-            --out_data_dir "${out}" --feats_type "${feats_type}" --nj "${nj}" --no_progress ${feats_opts}
+            --out_data_dir "${out}" --nj "${nj}" --merge
     done
 fi
 
