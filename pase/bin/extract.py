@@ -14,8 +14,8 @@ frame_length, dither, ...) and delta_order (Kaldi's add-deltas); without it Kald
 Jobs as in Kaldi: --nj N --job J extracts the J-th of N contiguous shards of the data dir
 (feats.J.{ark,scp}), with its frame counts and per-speaker CMVN sums computed while writing;
 --nj N --merge then joins the N jobs without reading any feature back. Without --job and
---merge, pase-extract runs the N jobs as local processes (CPUs/N torch threads each unless
---num_threads), then merges. A second pase-extract on the same dump dir fails at once.
+--merge, pase-extract runs the N jobs as local processes, then merges. Each of N > 1 jobs uses
+CPUs/N torch threads unless --num_threads. A second pase-extract on the same dump dir fails at once.
 
 --layers (feats_type pase): final (the default), all, or comma-separated forward_hidden layers by
 0-based index or name (PASE+: 0-6 skip1..skip7, 7 rnn, 8 final). Any other choice than final

@@ -51,6 +51,10 @@ def check_coverage(data: DataDir, dump_dir: Path, frames: dict[str, str], skippe
                         "run every job with the same --nj on this data dir")
 
 
+def read_matrices(scp: Path) -> dict[str, np.ndarray]:
+    return {key: np.asarray(mat) for key, mat in kaldiio.load_scp(str(scp)).items()}
+
+
 def merge_dump(data: DataDir, dump_dir: Path, nj: int, out_data_dir: Path) -> list[Path]:
     """Merge jobs 1..nj of `dump_dir`; returns the output data dir of every layer.
 
@@ -76,8 +80,7 @@ def merge_dump(data: DataDir, dump_dir: Path, nj: int, out_data_dir: Path) -> li
         feats: dict[str, str] = {}
         for job in jobs:
             feats.update(read_kaldi_map(layout.feats(layer_dir, job)[1]))
-        sums = add_sums({k: np.asarray(m) for k, m in kaldiio.load_scp(str(layout.cmvn_sums(layer_dir, job)[1])).items()}
-                        for job in jobs)
+        sums = add_sums(read_matrices(layout.cmvn_sums(layer_dir, job)[1]) for job in jobs)
         write_kaldi_map(layer_dir / "feats.scp", feats)
         write_matrix_ark_scp(absolute(layer_dir / "cmvn.ark"), layer_dir / "cmvn.scp", sorted(sums.items()),
                              dtype=np.float64)
