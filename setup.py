@@ -24,6 +24,7 @@ setup(
         "matplotlib>=3.8",
         "pyroomacoustics>=0.7",  # simulated room impulse responses for the distortion banks
         "scikit-learn>=1.4",  # the linear probe (pase-probe)
+        "webdataset==1.0.2",  # tar shards for streamed training (pase-make-shards); pure Python
         # Kaldi through its PyPI bindings, pinned together: kaldi-hmm-gmm 1.1.4 is built against
         # kaldifst 1.7.x; a newer kaldifst or kaldi-decoder breaks its FST arguments or hangs imports.
         "kaldi-hmm-gmm==1.1.4",
@@ -64,6 +65,7 @@ setup(
             "pase-cls-eval=pase.launch:cls_eval",
             "pase-probe=pase.launch:probe",
             "pase-average-checkpoints=pase.launch:average_checkpoints",
+            "pase-make-shards=pase.launch:make_shards",
         ],
     },
 )

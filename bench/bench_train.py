@@ -5,7 +5,7 @@
 Full PASE+ (cfg/frontend/PASE+.cfg, cfg/workers/workers+.cfg: 12 workers), batches of
 16 x 32000-sample chunks read by the real loader from a synthetic corpus on disk, targets
 computed on the training device. Runs under jemalloc when installed (PASE_JEMALLOC=0 for
-glibc's allocator). Prints per phase (loading wait, targets, forward, backward,
+glibc's allocator). Prints per phase (targets, forward, backward,
 optimiser step) the mean seconds per step, the audio seconds per wall second counting the anchor
 chunks (16 x 2 s per step, as the original's figures did), and peak memory.
 """

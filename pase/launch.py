@@ -84,6 +84,7 @@ cls_train = _command("pase.bin.cls_train")
 cls_eval = _command("pase.bin.cls_eval")
 probe = _command("pase.bin.probe")
 average_checkpoints = _command("pase.bin.average_checkpoints")
+make_shards = _command("pase.bin.make_shards")
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def option_groups(text: str) -> list[list[str]]:
 
 
 def test_every_command_has_both_spellings_and_the_canonical_names(capsys):
-    assert len(COMMANDS) == 21
+    assert len(COMMANDS) == 22
     for command, module in COMMANDS.items():
         texts = [help_text(module, capsys=capsys)]
         texts += [help_text(module, sub, capsys=capsys) for sub in SUBCOMMANDS.get(module, [])]

@@ -24,6 +24,8 @@ from pase.augment import build_distortions
 from pase.bin.common import (ArgumentParser, add_device_options, add_encoder_options, run_main, setup_device,
                              str2bool)
 from pase.config import load_config
+from pase.data.shards import is_shard_dir
+from pase.io import DataDir
 from pase.io.data_cfg import load_train_data, load_valid_data
 from pase.train.model import PaseModel
 from pase.train.schedule import LR_MODES
@@ -36,13 +38,15 @@ log = logging.getLogger("pase-train")
 def build_parser() -> ArgumentParser:
     p = ArgumentParser("pase-train", __doc__)
     d = p.add_argument_group("data")
-    d.add_argument("--train_data", type=Path, help="Kaldi data dir for training")
+    d.add_argument("--train_data", type=Path, help="Kaldi data dir for training, or a shard dir (pase-make-shards)")
     d.add_argument("--valid_data", type=Path, help="Kaldi data dir for validation (held-out speakers)")
     d.add_argument("--data_cfg", type=Path, help="the original's data-cfg JSON (instead of data dirs)")
     d.add_argument("--data_root", type=Path, help="wav root for --data_cfg")
     d.add_argument("--chunk_size", type=int, default=16000, help="samples per chunk")
     d.add_argument("--random_scale", type=str2bool, default=False, help="True/False: peak-normalise and scale by U(0,1)")
     d.add_argument("--num_workers", type=int, default=2, help="DataLoader processes per rank")
+    d.add_argument("--group_shards", type=int, default=4,
+                   help="shard dir input: shards read together and shuffled as one group")
     d.add_argument("--batches_per_epoch", type=int, default=None,
                    help="override the original's rule (total train duration // chunk_size // batch_size)")
     m = p.add_argument_group("model")
@@ -111,7 +115,8 @@ def main(argv: list[str] | None = None) -> Trainer:
     args = build_parser().parse_args(argv)
     device, rank, world = setup_distributed(args)
     torch.manual_seed(args.seed)  # same initial weights for the same seed (DDP then syncs rank 0's)
-    train = load_train_data(args.train_data, args.data_cfg, args.data_root)
+    train = (args.train_data if args.train_data and is_shard_dir(args.train_data)
+             else load_train_data(args.train_data, args.data_cfg, args.data_root))
     valid = load_valid_data(args.valid_data, args.data_cfg, args.data_root) if args.do_eval else None
     workers_cfg = load_config(args.net_cfg)
     model = PaseModel.build(args.fe_cfg, workers_cfg, args.stats, args.fe_ckpt)
@@ -119,7 +124,8 @@ def main(argv: list[str] | None = None) -> Trainer:
         model.distort = build_distortions(args.dtrans_cfg, data_root=args.dtrans_root).to(device)
     loading = dict(chunk_size=args.chunk_size, batch_size=args.batch_size, accum_grad=args.accum_grad,
                    random_scale=args.random_scale, context=any(w.name in ("mi", "cmi") for w in model.workers()),
-                   rank=rank, world_size=world, num_workers=args.num_workers, pin_memory=device.type == "cuda")
+                   rank=rank, world_size=world, num_workers=args.num_workers, pin_memory=device.type == "cuda",
+                   group_shards=args.group_shards)
     train_loader, bpe = chunk_loader(train, steps_per_epoch=args.batches_per_epoch, seed=args.seed, **loading)
     valid_loader, vbpe = (chunk_loader(valid, steps_per_epoch=args.valid_batches, seed=args.seed + 1,
                                        **{**loading, "accum_grad": 1}) if valid else (None, 0))
@@ -135,7 +141,9 @@ def main(argv: list[str] | None = None) -> Trainer:
     run_cfg = {"fe_cfg": model.encoder.config, "net_cfg": workers_cfg, "chunk_size": args.chunk_size,
                "dtrans_cfg": load_config(args.dtrans_cfg) if model.distort is not None else None,
                "batch_size": args.batch_size, "accum_grad": args.accum_grad, "world_size": world,
-               "seed": args.seed, "batches_per_epoch": bpe}
+               "seed": args.seed, "batches_per_epoch": bpe,
+               "shards": None if isinstance(train, DataDir) else {"group_shards": args.group_shards,
+                                                                  "num_workers": args.num_workers}}
     if open_run(args.save_path, run_cfg, vars(args), resume=not args.no_continue, write=rank == 0):
         trainer.resume()
     log.info("training %s: %d steps/epoch x %d epochs, batch %d x %d micro-batches x %d ranks, device %s",

@@ -115,13 +115,14 @@ def _one_thread(_worker_id: int) -> None:
 
 def make_loader(
     dataset: Dataset,
-    sampler: Sampler[int],
+    sampler: Sampler[int] | None,
     batch_size: int,
     num_workers: int,
     *,
     pin_memory: bool = False,
 ) -> DataLoader:
-    """DataLoader over ``sampler`` with full batches only and workers kept across epochs.
+    """DataLoader over ``sampler`` (None for an iterable dataset) with full batches only and
+    workers kept across epochs.
 
     No worker seeding is needed: :class:`ChunkDataset` derives each item's
     randomness from its index, not from process state.

@@ -1,5 +1,5 @@
-"""What a pretraining run needs around the Trainer: chunk loaders sized in optimiser steps, and
-the run directory's settings file, which decides whether a rerun may resume."""
+"""What a pretraining run needs around the Trainer: chunk loaders (data dir or shards) sized in
+optimiser steps, and the run directory's settings file, which decides whether a rerun may resume."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,13 +10,16 @@ from torch.utils.data import DataLoader
 
 from pase.config import ConfigError
 from pase.data import ChunkDataset, EpochSampler, batches_per_epoch_from_duration, make_loader, utterance_durations
-from pase.io import DataDir
+from pase.data.shards import ShardStream, read_index
+from pase.io import SAMPLE_RATE, DataDir
 
 
-def chunk_loader(data: DataDir, *, chunk_size: int, batch_size: int, accum_grad: int = 1,
+def chunk_loader(data: DataDir | Path, *, chunk_size: int, batch_size: int, accum_grad: int = 1,
                  steps_per_epoch: int | None, random_scale: bool, context: bool, seed: int, rank: int = 0,
-                 world_size: int = 1, num_workers: int = 0, pin_memory: bool = False) -> tuple[DataLoader, int]:
-    """A loader of micro-batches of `batch_size` chunks and the optimiser steps per epoch.
+                 world_size: int = 1, num_workers: int = 0, pin_memory: bool = False,
+                 group_shards: int = 4) -> tuple[DataLoader, int]:
+    """A loader of micro-batches of `batch_size` chunks and the optimiser steps per epoch, from a
+    data dir (random access) or a shard dir (`pase-make-shards`, streamed).
 
     Steps per epoch: `steps_per_epoch`, else the original's rule (the data's duration in chunks
     over the chunks one step sees on all ranks: batch_size x accum_grad x world_size); the loader
@@ -24,14 +27,22 @@ def chunk_loader(data: DataDir, *, chunk_size: int, batch_size: int, accum_grad:
     """
     if accum_grad < 1:
         raise ConfigError(f"--accum_grad {accum_grad}: must be >= 1")
-    durations = utterance_durations(data, write=rank == 0 and isinstance(data.path, Path) and data.path.is_dir())
-    ds = ChunkDataset(data, chunk_size, random_scale=random_scale, context=context, durations=durations,
-                      seed=seed, rank=rank)
-    total = sum(durations[u.utt_id] for u in ds.utterances)
+    if isinstance(data, DataDir):
+        durations = utterance_durations(data, write=rank == 0 and isinstance(data.path, Path) and data.path.is_dir())
+        ds = ChunkDataset(data, chunk_size, random_scale=random_scale, context=context, durations=durations,
+                          seed=seed, rank=rank)
+        total = sum(durations[u.utt_id] for u in ds.utterances)
+    else:
+        total = sum(s.samples for s in read_index(data)) / SAMPLE_RATE
     steps = steps_per_epoch or batches_per_epoch_from_duration(total, chunk_size, batch_size * accum_grad, world_size)
-    sampler = EpochSampler(len(ds), batches_per_epoch=steps * accum_grad, batch_size=batch_size, rank=rank,
-                           world_size=world_size, seed=seed)
-    return make_loader(ds, sampler, batch_size, num_workers, pin_memory=pin_memory), steps
+    if isinstance(data, DataDir):
+        sampler = EpochSampler(len(ds), batches_per_epoch=steps * accum_grad, batch_size=batch_size, rank=rank,
+                               world_size=world_size, seed=seed)
+        return make_loader(ds, sampler, batch_size, num_workers, pin_memory=pin_memory), steps
+    stream = ShardStream(data, chunk_size=chunk_size, batch_size=batch_size, batches_per_epoch=steps * accum_grad,
+                         group_shards=group_shards, random_scale=random_scale, context=context, seed=seed,
+                         rank=rank, world_size=world_size, num_workers=num_workers)
+    return make_loader(stream, None, batch_size, num_workers, pin_memory=pin_memory), steps
 
 
 def open_run(save_path: Path, run_cfg: dict[str, Any], args: dict[str, Any], *, resume: bool,

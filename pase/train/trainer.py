@@ -484,15 +484,18 @@ class Trainer:
 
     def _start_epoch(self, loader, epoch: int):
         """Position the loader at (epoch, self.batch) and return its iterator."""
-        sampler = loader.sampler
-        if self.batch:
-            if not isinstance(sampler, EpochSampler):
+        sampler, dataset, start = loader.sampler, loader.dataset, self.batch * self.opts.accum_grad
+        if hasattr(dataset, "set_position"):  # a stream that seeks itself (ShardStream)
+            dataset.set_position(epoch, start)
+        else:
+            if start and not isinstance(sampler, EpochSampler):
                 raise TrainingError("a mid-epoch resume needs the EpochSampler (it skips the trained batches)")
-            sampler.set_epoch(epoch, start_batch=self.batch * self.opts.accum_grad)
-        elif hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(epoch)
-        if hasattr(loader.dataset, "set_epoch"):
-            loader.dataset.set_epoch(epoch)
+            if isinstance(sampler, EpochSampler):
+                sampler.set_epoch(epoch, start_batch=start)
+            elif hasattr(sampler, "set_epoch"):
+                sampler.set_epoch(epoch)
+            if hasattr(dataset, "set_epoch"):
+                dataset.set_epoch(epoch)
         # A new loader iterator draws its base seed from the global RNG; keep the dropout stream
         # independent of it, or a mid-epoch resume (one more iterator) would shift it.
         rng = torch.get_rng_state()
