@@ -99,3 +99,19 @@ def test_templates_list_their_stages_and_refuse_others(template, last, tmp_path)
     script = tmp_path / "ok.sh"
     script.write_text(f". {LIB}\nstage=0; stop_stage={last}\ncheck_stages {path}\necho ok\n")
     assert subprocess.run(["bash", str(script)], capture_output=True, text=True).stdout == "ok\n"
+
+
+def test_speakers_recipe_subset_follows_the_corpus():
+    """egs/speakers/cls1: the synthetic corpus' train-clean-5, a real copy's train-clean-100
+    (openSLR resource 12, what stage 0 can download), TRAIN_SUBSET from the environment."""
+    recipe = ROOT / "egs/speakers/cls1"
+
+    def usage(**env):
+        return subprocess.run(["./run.sh", "--help"], cwd=recipe, capture_output=True, text=True,
+                              env={**os.environ, **env}).stdout
+
+    assert "--data-set train_clean_5\n" in usage()
+    real = usage(LIBRISPEECH="/corpora/LibriSpeech")
+    assert "--data-set train_clean_100\n" in real and "--subsets\\ train-clean-100\n" in real
+    assert "--train-list data/local/train_clean_100_lists/train\n" in real
+    assert "--data-set train_other_500\n" in usage(LIBRISPEECH="/corpora/LibriSpeech", TRAIN_SUBSET="train-other-500")

@@ -221,6 +221,11 @@ def test_ema_of_the_encoder(setup, tmp_path):
     assert torch.equal(dict(enc.named_parameters())[next(iter(expected))], ema[next(iter(expected))])
     state = torch.load(tmp_path / "state.pt", weights_only=True)
     assert state["ema"] is not None  # resumes with the EMA
+    trainer.history.append({"epoch": 0, "train_total": 1.0})
+    trainer.save_epoch(0)
+    from pase.bin.report import main as report_main
+    report_main([str(tmp_path)])  # FE_ema_e0.ckpt beside FE_e0.ckpt: the last epoch checkpoint is FE_e0
+    assert f"last encoder checkpoint: `{tmp_path / 'FE_e0.ckpt'}`" in (tmp_path / "RESULTS.md").read_text()
     with pytest.raises(TrainingError, match="ema_decay 1.0"):
         Trainer(model, TrainOptions(ema_decay=1.0, tensorboard=False), tmp_path, torch.device("cpu"))
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pase.bin.common import ArgumentParser, run_main
 from pase.errors import PaseError
+from pase.train.average import epoch_checkpoints
 
 
 class ReportError(PaseError):
@@ -72,7 +73,7 @@ def probe_section(files: list[Path]) -> list[str]:
 
 def write_results(exp: Path, history: list[dict], names: list[str], title: str) -> Path:
     last = history[-1]
-    ckpts = sorted(exp.glob("FE_e*.ckpt"), key=lambda p: int(p.stem[4:]))
+    ckpts = list(epoch_checkpoints(exp).values())  # FE_e<N>.ckpt by N (not FE_ema_e*, FE_avg_*)
     lines = [f"# {title}", "", f"- run: `{exp}`", f"- epochs: {len(history)}",
              f"- last encoder checkpoint: `{ckpts[-1] if ckpts else 'none'}`",
              f"- learning curves: `{exp / 'learning_curves.png'}`"]

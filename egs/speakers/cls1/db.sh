@@ -10,5 +10,13 @@ if [ ! -f "${PASE_ROOT}/egs/TEMPLATE/path.sh" ]; then
 fi
 SYNTHETIC_LIBRISPEECH=${PASE_ROOT}/egs/demo/work/corpora/librispeech
 export LIBRISPEECH=${LIBRISPEECH:-${SYNTHETIC_LIBRISPEECH}/LibriSpeech}
-# The one subset this closed-set recipe splits (stage 0 gets it; local/download.sh reads these).
-export TRAIN_SUBSET=${TRAIN_SUBSET:-train-clean-5} DEV_SUBSET=${DEV_SUBSET:-}
+# The one subset this closed-set recipe splits (stage 0 gets it; run.sh and local/download.sh
+# read these). It follows the corpus: the synthetic one has train-clean-5 (LibriSpeech's mini
+# subset), a real copy train-clean-100 (openSLR resource 12, which stage 0 downloads; the mini
+# subsets are resource 31, not 12). Override from the environment.
+if [ "${LIBRISPEECH}" = "${SYNTHETIC_LIBRISPEECH}/LibriSpeech" ]; then
+    export TRAIN_SUBSET=${TRAIN_SUBSET:-train-clean-5}
+else
+    export TRAIN_SUBSET=${TRAIN_SUBSET:-train-clean-100}
+fi
+export DEV_SUBSET=${DEV_SUBSET:-}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Speaker identification of the synthetic corpus's espeak voices (8 speakers, 12 utterances each:
-# 3 test, 2 dev, 7 train) on frozen PASE+ features; the default classifier (conf/cls.yaml) is a
+# Speaker identification on frozen PASE+ features: db.sh's TRAIN_SUBSET split per speaker into
+# 3 test, 2 dev and the rest train utterances (the synthetic corpus: 8 espeak voices, 12 each); the default classifier (conf/cls.yaml) is a
 # logistic regression on mean+std pooled features.
 #   ./run.sh                                  # PASE+ features of the egs/demo encoder (run egs/demo/run.sh first)
 #   ./run.sh --fe_ckpt /models/FE_e199.ckpt # the released PASE+ encoder
@@ -9,12 +9,13 @@
 #   ./run.sh --cls_config conf/cls_stats.yaml # an MLP on mean+std pooled features
 #   ./run.sh --finetune true --cls_config conf/cls_finetune.yaml  # fine-tune the encoder with the classifier
 set -euo pipefail
-. ./db.sh    # PASE_ROOT: the default encoder is egs/librispeech/pase1's demo run
-lists=data/local/train_clean_5_lists
+. ./db.sh    # PASE_ROOT (the default encoder is egs/librispeech/pase1's demo run), TRAIN_SUBSET
+set_name=${TRAIN_SUBSET//-/_}
+lists=data/local/${set_name}_lists
 ./cls.sh \
-    --data_set train_clean_5 \
-    --download_opts "--subsets train-clean-5" \
-    --local_data_opts "--subset train-clean-5 --num_test 3 --num_dev 2" \
+    --data_set "${set_name}" \
+    --download_opts "--subsets ${TRAIN_SUBSET}" \
+    --local_data_opts "--subset ${TRAIN_SUBSET} --num_test 3 --num_dev 2" \
     --train_list ${lists}/train --dev_list ${lists}/dev --test_list ${lists}/test \
     --feats_type pase \
     --fe_cfg conf/PASE+.cfg \
