@@ -292,3 +292,11 @@ def test_kill9_two_ranks_then_exact_resume(setup, tmp_path):
     resumed_from = [line for line in out.stderr.splitlines() if "resumed from" in line]
     assert resumed_from and "states/state_s" in resumed_from[0], out.stderr[-3000:]
     assert_same_run(straight, resumed, 1)
+
+
+def test_warmup_longer_than_the_run_is_warned(setup, tmp_path, caplog):
+    model = PaseModel.build(setup["fe"], setup["workers"], setup["stats"])
+    with caplog.at_level(logging.WARNING):
+        Trainer(model, TrainOptions(epochs=2, batches_per_epoch=3, warmup_steps=6, tensorboard=False), tmp_path,
+                torch.device("cpu"))
+    assert "--warmup_steps 6 >= the run's 6 iterations" in caplog.text

@@ -134,9 +134,6 @@ def main(argv: list[str] | None = None) -> Trainer:
                            "progress": not args.no_progress})
     if args.warmup is not None:
         log.info("--warmup %d ignored, as in the original (a real warm-up is --warmup_steps)", args.warmup)
-    if args.warmup_steps >= args.epoch * bpe > 0:
-        log.warning("--warmup_steps %d >= the run's %d iterations: the LR never reaches its base value",
-                    args.warmup_steps, args.epoch * bpe)
     trainer = Trainer(model, opts, args.save_path, device, rank=rank, world_size=world)
     run_cfg = {"fe_cfg": model.encoder.config, "net_cfg": workers_cfg, "chunk_size": args.chunk_size,
                "dtrans_cfg": load_config(args.dtrans_cfg) if model.distort is not None else None,

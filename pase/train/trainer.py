@@ -202,6 +202,9 @@ class Trainer:
                                 ("ema_decay", opts.ema_decay, 0.0 <= opts.ema_decay < 1.0)):
             if not ok:
                 raise TrainingError(f"--{name} {value}: must be {'in [0, 1)' if name == 'ema_decay' else '>= 1'}")
+        if opts.warmup_steps >= opts.epochs * opts.batches_per_epoch > 0:
+            log.warning("--warmup_steps %d >= the run's %d iterations: the LR never reaches its base value",
+                        opts.warmup_steps, opts.epochs * opts.batches_per_epoch)
         self.opts, self.device, self.rank, self.world_size = opts, device, rank, world_size
         self.save_path = Path(save_path)
         self.model = model.to(device)
