@@ -1,6 +1,6 @@
 """pase-data-dir: check, repair, subset and split Kaldi data directories.
 
-    pase-data-dir validate data/train [--no_feats] [--no_text] [--no_wav]
+    pase-data-dir validate data/train [--no_feats] [--no_text] [--no_wav] [--no_spk_sort] [--non_print]
     pase-data-dir fix data/train
     pase-data-dir subset data/train data/train_1k --shortest 1000
     pase-data-dir split data/train 8                  # -> data/train/split8/{1..8}
@@ -31,10 +31,16 @@ def build_parser() -> ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     v = sub.add_parser("validate", help="check a data dir; print every problem")
     v.add_argument("data_dir", type=Path)
-    v.add_argument("--no_feats", action="store_true", help="do not check feats.scp")
+    v.add_argument("--no_feats", action="store_true",
+                   help="feats.scp is not required (checked when present)")
     v.add_argument("--no_text", action="store_true", help="text is not required (nor checked)")
     v.add_argument("--no_wav", action="store_true",
-                   help="wav.scp is not required (nor segments and recording files checked)")
+                   help="wav.scp is not required (checked when present)")
+    v.add_argument("--no_spk_sort", action="store_true",
+                   help="utt2spk need not be sorted by speaker too (spk2utt must still list "
+                        "the utterances in utt2spk's order, as in Kaldi)")
+    v.add_argument("--non_print", action="store_true",
+                   help="allow non-printable characters in text")
     f = sub.add_parser("fix", help="drop inconsistent entries, sort, regenerate spk2utt")
     f.add_argument("data_dir", type=Path)
     s = sub.add_parser("subset", help="copy part of a data dir")
@@ -60,7 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     if args.command == "validate":
         errors, warnings, n_utts, n_spks = validate_data_dir(
-            args.data_dir, no_feats=args.no_feats, no_text=args.no_text, no_wav=args.no_wav)
+            args.data_dir, no_feats=args.no_feats, no_text=args.no_text, no_wav=args.no_wav,
+            no_spk_sort=args.no_spk_sort, non_print=args.non_print)
         for w in warnings:
             print(f"warning: {w}", file=sys.stderr)
         for e in errors:

@@ -1,8 +1,9 @@
 """Kaldi's validate_data_dir.sh and fix_data_dir.sh.
 
-validate reports every problem it finds (not just the first) so that one run tells what fix,
-or the data preparation, has to deal with; fix drops what is inconsistent until validate
-passes.
+validate applies the rules of Kaldi's script, so that a dir it passes also passes Kaldi's, but
+reports every problem it finds (not just the first, each with its file, line and key) so that
+one run tells what fix, or the data preparation, has to deal with; fix drops what is
+inconsistent until validate passes.
 """
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from pathlib import Path
 
 from pase.io.datadir import WS, c_order, utt2spk_to_spk2utt, write_kaldi_map
 from pase.io.errors import DataDirError
-from pase.io.file_specs import SPECS, Table, keyed_by, scan
+from pase.io.file_specs import SPECS, Table, keyed_by, read_raw, scan
+from pase.io.text_rules import text_errors
 
 # Per-file problems beyond this many are summarised, so a broken 100k-line file stays readable.
 _MAX_REPORTED = 10
@@ -47,38 +49,68 @@ def _compare_keys(table: Table, expected: set[str], what: str, ref: str) -> list
     return errors
 
 
+def _required(d: Path, tables: dict[str, Table], *, no_feats: bool, no_text: bool,
+              no_wav: bool) -> list[str]:
+    """Errors for the files Kaldi requires that are missing or empty."""
+    wanted = {"utt2spk": "", "spk2utt": "", "text": " (or pass --no-text)"}
+    if no_text:
+        del wanted["text"]
+    if "segments" in tables:
+        wanted["wav.scp"] = " (segments refers to its recordings)"
+    elif not no_wav:
+        wanted["wav.scp"] = " (or pass --no-wav)"
+    if not no_feats:
+        wanted["feats.scp"] = " (or pass --no-feats)"
+    errors = [f"{d / name}: missing{hint}" for name, hint in wanted.items() if name not in tables]
+    return errors + [f"{d / name}: empty" for name in ("utt2spk", "spk2utt", "text")
+                     if name in tables and (d / name).stat().st_size == 0]
+
+
+def _speaker_order(utt2spk: Table) -> str | None:
+    """Kaldi's ``sort -k2 -C utt2spk``: the lines in (speaker, utterance) order as well."""
+    prev: tuple[bytes, bytes] | None = None
+    for utt, (line, spk) in utt2spk.entries.items():
+        here = (c_order(spk), c_order(utt))
+        if prev is not None and here < prev:
+            return (f"{utt2spk.name}:{line}: speaker {spk!r} after "
+                    f"{prev[0].decode('utf-8')!r}: utt2spk must be sorted by speaker as well as "
+                    "by utterance (make the speaker ids prefixes of the utterance ids)")
+        prev = here
+    return None
+
+
 def validate_data_dir(d: Path, *, no_feats: bool = False, no_text: bool = False,
-                      no_wav: bool = False) -> tuple[list[str], list[str], int, int]:
-    """Check ``d`` against Kaldi's data-dir rules: ``(errors, warnings, #utts, #speakers)``."""
-    skip = ((["feats.scp"] if no_feats else []) + (["text"] if no_text else [])
-            + (["wav.scp", "segments", "reco2file_and_channel", "reco2dur"] if no_wav else []))
-    tables = _load_tables(d, skip)
-    errors: list[str] = []
+                      no_wav: bool = False, no_spk_sort: bool = False,
+                      non_print: bool = False) -> tuple[list[str], list[str], int, int]:
+    """Check ``d`` by the rules of Kaldi's utils/validate_data_dir.sh, with its options.
+
+    Returns ``(errors, warnings, #utterances, #speakers)``. As in Kaldi, ``no_feats`` and
+    ``no_wav`` make feats.scp and wav.scp optional (still checked when present), ``no_text``
+    leaves text unchecked, ``no_spk_sort`` drops the rule that utt2spk be sorted by speaker
+    too (spk2utt must still list the utterances in utt2spk's order, so interleaved speakers
+    still fail there) and ``non_print`` allows non-printable characters in text.
+    """
+    tables = _load_tables(d, ["text"] if no_text else [])
+    errors = _required(d, tables, no_feats=no_feats, no_text=no_text, no_wav=no_wav)
     warnings: list[str] = []
-    for name in ("utt2spk", "spk2utt", "wav.scp", "text"):
-        if name in skip:
-            continue
-        if name not in tables:
-            # Kaldi's spelling: utils/validate_data_dir.sh passes its options here unchanged.
-            flag = {"wav.scp": " (or pass --no-wav)", "text": " (or pass --no-text)"}.get(name, "")
-            errors.append(f"{d / name}: missing{flag}")
     for table in tables.values():
-        errors += _capped(table.bad)
-        if table.unsorted:
-            errors.append(table.unsorted)
+        errors += _capped(table.bad) + table.file_errors
+    if "text" in tables:
+        errors += _capped(text_errors(tables["text"].name, read_raw(d / "text"),
+                                      non_print=non_print))
     if "utt2spk" not in tables:
         return errors, warnings, 0, 0
 
     utt2spk = {u: spk for u, (_, spk) in tables["utt2spk"].entries.items()}
     utts, speakers = set(utt2spk), set(utt2spk.values())
+    if len(speakers) == 1:
+        warnings.append(f"{tables['utt2spk'].name}: only one speaker; per-speaker tools "
+                        "(CMVN, split_data.sh) then see the whole set as one speaker")
+    unordered = None if no_spk_sort else _speaker_order(tables["utt2spk"])
+    if unordered:
+        errors.append(unordered)
     if "spk2utt" in tables:
-        errors += _check_spk2utt(tables["spk2utt"], utt2spk)
-    by_utt = sorted(utt2spk, key=c_order)
-    spk_seq = [c_order(utt2spk[u]) for u in by_utt]
-    if any(a > b for a, b in zip(spk_seq, spk_seq[1:])):
-        warnings.append(f"{tables['utt2spk'].name}: sorted by utterance, the speakers are not in "
-                        "sorted order (make speaker ids prefixes of utterance ids); per-speaker "
-                        "tools such as split_data.sh then see speakers interleaved")
+        errors += _check_spk2utt(tables["spk2utt"], tables["utt2spk"], check_order=not unordered)
 
     segments = tables.get("segments")
     for name, table in tables.items():
@@ -104,6 +136,12 @@ def validate_data_dir(d: Path, *, no_feats: bool = False, no_text: bool = False,
         for name in ("reco2file_and_channel", "reco2dur"):
             if name in tables:
                 errors += _compare_keys(tables[name], recordings, "recording", "wav.scp")
+    if "reco2file_and_channel" in tables:
+        ones = [r for r, (_, v) in tables["reco2file_and_channel"].entries.items()
+                if WS.split(v)[1] == "1"]
+        if ones:
+            warnings.append(f"{tables['reco2file_and_channel'].name}: channel '1' where Kaldi "
+                            f"wants A or B, {_few(ones)}")
     if "text" in tables:
         empty = [u for u, (_, v) in tables["text"].entries.items() if not v]
         if empty:
@@ -111,9 +149,13 @@ def validate_data_dir(d: Path, *, no_feats: bool = False, no_text: bool = False,
     return errors, warnings, len(utts), len(speakers)
 
 
-def _check_spk2utt(table: Table, utt2spk: dict[str, str]) -> list[str]:
+def _check_spk2utt(table: Table, utt2spk_table: Table, *, check_order: bool) -> list[str]:
+    """spk2utt against utt2spk; with ``check_order``, also Kaldi's rule that spk2utt, read in
+    order, gives utt2spk's lines in order (``spk2utt_to_utt2spk`` output = utt2spk)."""
+    utt2spk = {u: spk for u, (_, spk) in utt2spk_table.entries.items()}
     errors = []
     listed: dict[str, str] = {}
+    pairs = []  # (utterance, spk2utt line) in spk2utt's order
     for spk, (line, value) in table.entries.items():
         for utt in WS.split(value):
             if utt in listed:
@@ -123,13 +165,17 @@ def _check_spk2utt(table: Table, utt2spk: dict[str, str]) -> list[str]:
                 errors.append(f"{table.name}:{line}: utterance {utt!r} under speaker {spk!r} but "
                               f"utt2spk says {utt2spk.get(utt, 'nothing')!r}")
             listed.setdefault(utt, spk)
+            pairs.append((utt, line))
     missing = utt2spk.keys() - listed.keys()
     if missing:
         errors.append(f"{table.name}: utterance(s) of utt2spk missing, {_few(missing)}")
-    if not errors:
-        expected = {s: " ".join(u) for s, u in utt2spk_to_spk2utt(utt2spk).items()}
-        errors += [f"{table.name}:{line}: utterances of speaker {spk!r} not in C-locale order"
-                   for spk, (line, value) in table.entries.items() if value != expected[spk]]
+    if not errors and check_order:
+        for (utt, line), (want, (want_line, _)) in zip(pairs, utt2spk_table.entries.items()):
+            if utt != want:
+                errors.append(f"{table.name}:{line}: utterance {utt!r} comes where "
+                              f"{utt2spk_table.name}:{want_line} has {want!r}: spk2utt must list "
+                              "the utterances in utt2spk's order")
+                break
     return _capped(errors)
 
 
@@ -139,7 +185,9 @@ def fix_data_dir(d: Path) -> list[str]:
     Keeps the utterances present in every per-utterance file, whose speaker is in every
     per-speaker file and whose recording is in every per-recording file; then keeps only
     the speakers and recordings still used, sorts everything and regenerates spk2utt.
-    The original files are copied to ``d/.backup/`` first.
+    The original files are copied to ``d/.backup/`` first. What only the data preparation
+    can change is left as it is, as Kaldi's fix_data_dir.sh does: the characters of text,
+    speaker ids that do not sort with the utterance ids.
     """
     tables = _load_tables(d)
     if "utt2spk" not in tables:
