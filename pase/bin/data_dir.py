@@ -4,6 +4,7 @@
     pase-data-dir fix data/train
     pase-data-dir subset data/train data/train_1k --shortest 1000
     pase-data-dir split data/train 8                  # -> data/train/split8/{1..8}
+    pase-data-dir espnet data/train_pase espnet/data/train   # for asr.sh --feats_type extracted
     pase-data-dir utt2spk-to-spk2utt < utt2spk > spk2utt
 
 utils/{validate_data_dir,fix_data_dir,subset_data_dir,split_data}.sh expose these under
@@ -18,6 +19,7 @@ from pase.bin.common import ArgumentParser, run_main
 from pase.io import (SUBSET_MODES, fix_data_dir, kaldi_map_lines, split_data_dir,
                      spk2utt_text_to_utt2spk, subset_data_dir, utt2spk_text_to_spk2utt,
                      validate_data_dir)
+from pase.io.espnet import export_espnet
 
 
 def _input(path: Path | None) -> tuple[str, str]:
@@ -56,6 +58,10 @@ def build_parser() -> ArgumentParser:
     sp = sub.add_parser("split", help="split into DIR/split<NJ>/{1..NJ} by speaker")
     sp.add_argument("data_dir", type=Path)
     sp.add_argument("nj", type=int)
+    e = sub.add_parser("espnet", help="copy a pase-extract data dir into the form ESPnet's "
+                       "asr.sh --feats_type extracted reads")
+    e.add_argument("data_dir", type=Path)
+    e.add_argument("out_dir", type=Path)
     for name, what in (("utt2spk-to-spk2utt", "utt2spk"), ("spk2utt-to-utt2spk", "spk2utt")):
         c = sub.add_parser(name, help=f"convert {what} (FILE or stdin) to stdout")
         c.add_argument("file", type=Path, nargs="?")
@@ -85,6 +91,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{args.out_dir}: {n_utts} utterances, {n_spks} speakers (from {args.data_dir})")
     elif args.command == "split":
         print(split_data_dir(args.data_dir, args.nj))
+    elif args.command == "espnet":
+        print(export_espnet(args.data_dir, args.out_dir))
     else:
         convert = (utt2spk_text_to_spk2utt if args.command == "utt2spk-to-spk2utt"
                    else spk2utt_text_to_utt2spk)

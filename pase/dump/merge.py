@@ -14,6 +14,7 @@ import numpy as np
 from pase.dump.layout import DumpError, DumpLayout, absolute
 from pase.dump.stats import add_sums
 from pase.io import DataDir, copy_data_dir, read_kaldi_map, write_kaldi_map, write_matrix_ark_scp
+from pase.io.espnet import write_shape_files
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,8 @@ def merge_dump(data: DataDir, dump_dir: Path, nj: int, out_data_dir: Path) -> li
     Each layer gets feats.scp and per-speaker cmvn.{ark,scp} (Kaldi's compute-cmvn-stats
     --spk2utt layout) in its dump dir, and a data dir: a copy of `data` (every utt2*/spk2* file
     too, e.g. utt2label) restricted to the utterances with features, plus feats.scp,
-    utt2num_frames and cmvn.scp: one contract for every feature type and layer.
+    utt2num_frames and cmvn.scp: one contract for every feature type and layer; plus ESPnet's
+    feats_type, feats_dim and feats_shape.
     """
     layout = DumpLayout(dump_dir, nj, finished_layers(dump_dir, nj))
     jobs = range(1, nj + 1)
@@ -88,6 +90,8 @@ def merge_dump(data: DataDir, dump_dir: Path, nj: int, out_data_dir: Path) -> li
         write_kaldi_map(out / "feats.scp", feats)
         write_kaldi_map(out / "utt2num_frames", frames)
         write_kaldi_map(out / "cmvn.scp", read_kaldi_map(layer_dir / "cmvn.scp"))
+        dim = next(iter(sums.values())).shape[1] - 1 if sums else 0
+        write_shape_files(out, {u: frames[u] for u in kept}, dim)  # ESPnet's feats_type/_dim/_shape
     if skipped:
         write_kaldi_map(dump_dir / "skipped", skipped)
     else:
