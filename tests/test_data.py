@@ -22,8 +22,8 @@ from pase.data import (
     split_by_speaker,
     utterance_durations,
 )
-from pase.io import (AudioError, DataDir, DataDirError, read_audio, read_kaldi_map,
-                     utt2spk_to_spk2utt)
+from pase.io import (AudioError, DataDir, DataDirError, PaseInputError, read_audio, read_kaldi_map,
+                     split_data_dir, utt2spk_to_spk2utt)
 
 SR = 16000
 SCALE = 2.0**23
@@ -353,11 +353,33 @@ def test_split_by_speaker(tmp_path):
     assert len({spk[u] for u in valid}) == 2 and len(valid) == 4
     assert split_by_speaker(data, 0.2, seed=3) == (train, valid)
     assert len({tuple(split_by_speaker(data, 0.2, seed=s)[1]) for s in range(10)}) > 1
-    assert len(split_by_speaker(data, 0.01)[1]) == 2  # at least one speaker held out
-    assert len(split_by_speaker(data, 0.99)[0]) == 2  # at least one speaker kept
+    assert len(split_by_speaker(data, 0.01)[1]) == 4  # at least two speakers held out
+    assert len(split_by_speaker(data, 0.99)[0]) == 4  # at least two speakers kept
+    assert len(split_by_speaker(data, 0.01, min_speakers=1)[1]) == 2
     assert len(split_by_speaker(data, num_valid_speakers=3)[1]) == 6
-    with pytest.raises(DataDirError, match="at least 2"):
-        split_by_speaker(DataDir.load(make_spk_dir(tmp_path / "one", 1)))
+    with pytest.raises(PaseInputError, match=r"must be in \[2, 8\] \(10 speakers, at least 2 on each"):
+        split_by_speaker(data, num_valid_speakers=1)
+    with pytest.raises(DataDirError, match="3 speaker\\(s\\); a held-out-speaker split keeping at least "
+                                           "2 on each side needs 4 \\(lower --min_speakers\\)"):
+        split_by_speaker(DataDir.load(make_spk_dir(tmp_path / "three", 3)))
+
+
+@pytest.mark.parametrize("nj", [2, 3, 5])
+def test_speaker_split_keeps_enough_speakers_for_split_data(tmp_path, nj):
+    """The issue: 8 speakers at --valid_fraction 0.1 used to leave one valid speaker, which
+    utils/split_data.sh N refuses; with --min_speakers N (the recipes' --nj) both sides split."""
+    from pase.bin.split_data import main as split_main
+
+    src = make_spk_dir(tmp_path / "train", 10)
+    tr, va = tmp_path / "tr", tmp_path / "va"
+    split_main([str(src), str(tr), str(va), "--valid_fraction", "0.1", "--min_speakers", str(nj)])
+    for d in (tr, va):
+        assert len(set(DataDir.load(d).utt2spk.values())) >= nj
+        parts = [DataDir.load(p) for p in sorted(split_data_dir(d, nj).iterdir())]
+        assert len(parts) == nj and sum(len(p) for p in parts) == len(DataDir.load(d))
+    assert len(set(DataDir.load(va).utt2spk.values())) == nj  # the fraction (1) raised to nj
+    with pytest.raises(DataDirError, match="10 speaker\\(s\\).*at least 6 on each side needs 12"):
+        split_main([str(src), str(tr), str(va), "--min_speakers", "6"])
 
 
 def test_split_cli_writes_kaldi_dirs(tmp_path, capsys, monkeypatch):

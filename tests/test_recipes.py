@@ -17,17 +17,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def librispeech(tmp_path_factory):
+    """8 speakers: the recipe's stage 2 keeps --nj (default 4) speakers on each side."""
     from pase.synth import make_librispeech
-    return make_librispeech(tmp_path_factory.mktemp("ls"), subsets={"train-clean-5": (3, 3), "dev-clean-2": (2, 2)},
+    return make_librispeech(tmp_path_factory.mktemp("ls"), subsets={"train-clean-5": (8, 1), "dev-clean-2": (2, 2)},
                             seed=1)
 
 
 def test_librispeech_prep_counts_ids_sorting(librispeech, tmp_path):
     n = prepare_subset(librispeech / "train-clean-5", tmp_path / "train")
-    assert n == 9
+    assert n == 8
     data = DataDir.load(tmp_path / "train")
     ids = [u.utt_id for u in data.utterances]
-    assert ids == sorted(ids, key=str.encode) and len(set(ids)) == 9
+    assert ids == sorted(ids, key=str.encode) and len(set(ids)) == 8
     for u in data.utterances:
         assert u.utt_id.startswith(u.speaker + "-") and Path(u.source).is_file()
     text = read_kaldi_map(tmp_path / "train" / "text")
@@ -64,7 +65,7 @@ def test_segmentation_finds_speech(librispeech, tmp_path):
     prepare_subset(librispeech / "train-clean-5", tmp_path / "train")
     n = segment_data_dir(tmp_path / "train", tmp_path / "seg", min_seconds=0.5)
     seg = DataDir.load(tmp_path / "seg")
-    assert len(seg) == n >= 9
+    assert len(seg) == n >= 8
     for u in seg.utterances:
         assert u.end - u.start > 0.5
     import numpy as np
@@ -80,7 +81,7 @@ def test_lhotse_reads_our_data_dirs(librispeech, tmp_path):
     lhotse = pytest.importorskip("lhotse")
     prepare_subset(librispeech / "train-clean-5", tmp_path / "train")
     recordings, supervisions, _ = lhotse.kaldi.load_kaldi_data_dir(tmp_path / "train", sampling_rate=16000)
-    assert len(recordings) == 9 and len(supervisions) == 9
+    assert len(recordings) == 8 and len(supervisions) == 8
     assert {s.speaker for s in supervisions} == set(read_kaldi_map(tmp_path / "train" / "spk2utt"))
 
 
@@ -94,7 +95,7 @@ def test_librispeech_sets_follow_the_corpus(librispeech, tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert DataDir.load(recipe / "data/train_clean_5").utt2spk and DataDir.load(recipe / "data/dev_clean_2").utt2spk
-    assert len(DataDir.load(recipe / "data/pase_train")) + len(DataDir.load(recipe / "data/pase_valid")) == 9
+    assert len(DataDir.load(recipe / "data/pase_train")) + len(DataDir.load(recipe / "data/pase_valid")) == 8
     proc = subprocess.run(["./run.sh", "--help"], cwd=recipe, env=dict(env, LIBRISPEECH=str(tmp_path / "real")),
                           capture_output=True, text=True)
     assert "--train-set train_clean_100\n" in proc.stdout and "--dump-sets train_clean_100\\ dev_clean\n" in proc.stdout

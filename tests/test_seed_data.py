@@ -86,7 +86,7 @@ def test_json_and_opted_in_numpy_maps_equal_the_text_map(seed):
     (lambda s: (s / "te.scp").write_text("x.wav\n"), r"tr\.scp and .*te\.scp share 1 file"),
     (lambda s: (s / "map.txt").write_text("x.wav 2\nc0.wav\n"), r"map\.txt:2: expected 'file speaker'"),
     (lambda s: (s / "map.txt").write_text("x.wav 2\nx.wav 3\n"), r"map\.txt:2: 'x\.wav' listed twice"),
-    (lambda s: (s / "tr.scp").write_text("c0.wav\nc1.wav\n"), r"tr\.scp: 1 speaker\(s\); a speaker-held-out split needs at least 2"),
+    (lambda s: (s / "tr.scp").write_text("c0.wav\nc1.wav\n"), r"tr\.scp: 1 speaker\(s\); a held-out-speaker split keeping at least 2 on each side needs 4"),
 ])
 def test_bad_inputs_are_one_line_errors_naming_the_place(seed, edit, message):
     edit(seed)

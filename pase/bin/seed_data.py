@@ -6,7 +6,7 @@
 writes OUT_DIR/train and OUT_DIR/test (wav.scp, utt2spk, spk2utt; utterance ids are
 <speaker>-<file name without extension>), then splits train into OUT_DIR/pase_train and
 OUT_DIR/pase_valid holding out whole speakers, as the pretraining recipe's stage 2 does with the
-same --valid_fraction and --seed (the original held out utterances, not speakers).
+same --valid_fraction, --min_speakers and --seed (the original held out utterances, not speakers).
 
 --spk_map: 'file speaker' lines or a JSON object; the original's numpy-saved dictionary
 (libri_dict.npy) is a pickle, read only with --allow_pickle.
@@ -38,6 +38,8 @@ def build_parser() -> ArgumentParser:
                    help="where train/, test/, pase_train/ and pase_valid/ are written")
     p.add_argument("--valid_fraction", type=float, default=0.1,
                    help="fraction of the training speakers held out in pase_valid (default 0.1)")
+    p.add_argument("--min_speakers", type=int, default=2,
+                   help="the fewest speakers each of pase_train and pase_valid keeps (default 2)")
     p.add_argument("--seed", type=int, default=3, help="speaker shuffle seed (default 3)")
     return p
 
@@ -54,9 +56,9 @@ def main(argv: list[str] | None = None) -> None:
     if shared := sorted(train_wavs.keys() & test_wavs.keys()):
         raise SeedDataError(f"{args.train_scp} and {args.test_scp} share {len(shared)} file(s), "
                             f"e.g. {', '.join(shared[:3])}")
-    # The split is checked (two speakers or more) before anything is written.
+    # The split is checked (enough speakers for both sides) before anything is written.
     train = DataDir(args.train_scp, [Utterance(u, w, None, None, train_spk[u]) for u, w in train_wavs.items()])
-    split = split_by_speaker(train, args.valid_fraction, seed=args.seed)
+    split = split_by_speaker(train, args.valid_fraction, min_speakers=args.min_speakers, seed=args.seed)
     for name, (wav_scp, utt2spk) in sets.items():
         write_data_dir(args.out_dir / name, wav_scp, utt2spk)
         log.info("%s: %d utterances, %d speakers", args.out_dir / name, len(utt2spk), len(set(utt2spk.values())))

@@ -4,7 +4,9 @@
     pase-split-data data/all data/all_train data/all_dev data/all_test --by label \\
         --test_fraction 0.2 --dev_fraction 0.1 [--train_list L] [--dev_list L] [--test_list L]
 
---by speaker (pretraining): the held-out speakers go to VALID_DIR, the rest to TRAIN_DIR.
+--by speaker (pretraining): the held-out speakers go to VALID_DIR, the rest to TRAIN_DIR; each
+keeps at least --min_speakers (default 2; the recipes pass their --nj, so that utils/split_data.sh
+NJ works on either), and a corpus with too few speakers for both is an error.
 --by label (utterance classification, from DATA_DIR/utt2label): a given list (utterance ids, one
 per line) is that set; test is otherwise --test_fraction of each class, dev --dev_fraction of
 each class of what is left (and not in --train_list), train the rest; every output gets its
@@ -35,6 +37,8 @@ def build_parser() -> ArgumentParser:
                    help="--by speaker: fraction of the speakers held out (default 0.1)")
     p.add_argument("--num_valid_speakers", type=int, default=None,
                    help="--by speaker: hold out exactly this many speakers (overrides --valid_fraction)")
+    p.add_argument("--min_speakers", type=int, default=2,
+                   help="--by speaker: the fewest speakers each side keeps (default 2)")
     p.add_argument("--seed", type=int, default=3, help="--by speaker: speaker shuffle seed (default 3)")
     p.add_argument("--test_fraction", type=float, default=0.2, help="--by label: per class, without --test_list")
     p.add_argument("--dev_fraction", type=float, default=0.1, help="--by label: per class, without --dev_list")
@@ -49,8 +53,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.by == "speaker":
         if args.test_dir is not None:
             raise PaseError("--by speaker writes two data dirs (train, valid); TEST_DIR is for --by label")
-        train, valid = split_by_speaker(data, args.valid_fraction,
-                                        num_valid_speakers=args.num_valid_speakers, seed=args.seed)
+        train, valid = split_by_speaker(data, args.valid_fraction, num_valid_speakers=args.num_valid_speakers,
+                                        min_speakers=args.min_speakers, seed=args.seed)
         parts, labels = [(args.train_dir, train), (args.valid_dir, valid)], None
     else:
         if args.test_dir is None:

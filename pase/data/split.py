@@ -17,28 +17,36 @@ def split_by_speaker(
     valid_fraction: float = 0.1,
     *,
     num_valid_speakers: int | None = None,
+    min_speakers: int = 2,
     seed: int = 3,
 ) -> tuple[list[str], list[str]]:
     """Return ``(train_utt_ids, valid_utt_ids)``, each in data-dir order.
 
-    ``num_valid_speakers`` (if given) or ``round(valid_fraction * speakers)``
-    speakers, picked by a shuffle seeded with ``seed``, go to valid; each side
-    keeps at least one speaker.
+    ``num_valid_speakers`` (if given) or ``round(valid_fraction * speakers)`` speakers, picked
+    by a shuffle seeded with ``seed``, go to valid. Each side keeps at least ``min_speakers``
+    (the fraction is raised to it): Kaldi-style tools split a dir into jobs of whole speakers
+    (``utils/split_data.sh N`` needs N of them), and a one-speaker valid loss measures one
+    voice. A corpus with fewer than ``2 * min_speakers`` speakers is an error.
     """
     speakers = sorted(set(data.utt2spk.values()), key=lambda s: s.encode("utf-8"))
-    if len(speakers) < 2:
+    if min_speakers < 1:
+        raise PaseInputError(f"the fewest speakers per side must be at least 1, got {min_speakers}")
+    if len(speakers) < 2 * min_speakers:
         raise DataDirError(
-            f"{data.path}: {len(speakers)} speaker(s); a speaker-held-out split needs at least 2"
+            f"{data.path}: {len(speakers)} speaker(s); a held-out-speaker split keeping at least "
+            f"{min_speakers} on each side needs {2 * min_speakers} (lower --min_speakers)"
         )
+    most = len(speakers) - min_speakers
     if num_valid_speakers is None:
         if not 0 < valid_fraction < 1:
             raise PaseInputError(f"valid fraction must be in (0, 1), got {valid_fraction}")
-        num_valid = min(max(round(valid_fraction * len(speakers)), 1), len(speakers) - 1)
-    elif 1 <= num_valid_speakers < len(speakers):
+        num_valid = min(max(round(valid_fraction * len(speakers)), min_speakers), most)
+    elif min_speakers <= num_valid_speakers <= most:
         num_valid = num_valid_speakers
     else:
         raise PaseInputError(
-            f"{data.path}: number of valid speakers must be in [1, {len(speakers) - 1}], "
+            f"{data.path}: number of valid speakers must be in [{min_speakers}, {most}] "
+            f"({len(speakers)} speakers, at least {min_speakers} on each side), "
             f"got {num_valid_speakers}"
         )
     order = np.random.default_rng(seed).permutation(len(speakers))
