@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Bootstrap the project environment: system packages (espeak-ng, jemalloc) and a virtualenv at tools/venv with pase installed in editable mode plus the pinned dependencies.
+# Bootstrap the project environment: system packages (espeak-ng, jemalloc, flac) and a virtualenv at tools/venv with pase installed in editable mode plus the pinned dependencies.
 # Idempotent: a stamp keyed on setup.py's content makes reruns instant.
 #   tools/install.sh            # runtime + dev (tests) extras
 #   EXTRAS=dev,codec2 tools/install.sh   # plus pycodec2, for the codec2 distortion
@@ -20,10 +20,12 @@ if [ -z "$python" ]; then
 fi
 [ -n "$python" ] || { echo "tools/install.sh: Python 3.11 is required (set PYTHON=/path/to/python3.11)" >&2; exit 1; }
 
-# System packages: espeak-ng (synthetic corpora) and jemalloc (a faster allocator for PyTorch on
-# CPU, preloaded by the pase-* commands and the recipes' path.sh when present).
+# System packages: espeak-ng (synthetic corpora), jemalloc (a faster allocator for PyTorch on
+# CPU, preloaded by the pase-* commands and the recipes' path.sh when present) and flac (0.4 MB:
+# the decoder of the Kaldi-style `flac -c -d -s X |` wav.scp entries, --wav_format pipe).
 missing=()
 command -v espeak-ng >/dev/null || missing+=(espeak-ng)
+command -v flac >/dev/null || missing+=(flac)
 compgen -G "/usr/lib/*/libjemalloc.so.2" >/dev/null || compgen -G "/usr/lib64/libjemalloc.so.2" >/dev/null \
   || missing+=(libjemalloc2)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -4,7 +4,9 @@
         --test_spk conf/test_spk.list --phone_map conf/phones.60-48-39.map
 
 writes data/{train,dev,test}/{wav.scp,text,utt2spk,spk2utt,spk2gender,utt2dur}, with 48-phone
-transcripts in `text` (Kaldi's egs/timit/s5 conventions; see pase.prep.timit). Without the
+transcripts in `text` (Kaldi's egs/timit/s5 conventions; see pase.prep.timit); wav.scp holds
+the SPHERE paths, or with --wav_format pipe the `sph2pipe -f wav X |` entries Kaldi's own tools
+need. Without the
 options, the standard lists and map built into pase are used; --write_conf DIR writes those
 three files (to start a recipe's conf/) and exits.
 --check TIMIT_ROOT writes nothing: it names what the copy lacks (TRAIN/, TEST/, listed
@@ -17,6 +19,7 @@ from pathlib import Path
 from pase.bin.common import ArgumentParser, run_main
 from pase.errors import PaseError
 from pase.prep.timit import check_timit, prepare_timit, write_timit_conf
+from pase.prep.wav_entry import WAV_FORMAT_HELP, WAV_FORMATS
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -33,6 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--allow_missing_speakers", action="store_true",
                    help="skip listed speakers absent from TEST/ with a warning instead of failing "
                         "(corpora holding a subset of TIMIT's speakers, e.g. the synthetic one)")
+    p.add_argument("--wav_format", choices=WAV_FORMATS, default="path", help=WAV_FORMAT_HELP)
     p.add_argument("--check", action="store_true",
                    help="only check that TIMIT_ROOT has everything (TRAIN/, TEST/, the listed "
                         "speakers) and name what is missing; writes nothing")
@@ -51,7 +55,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.timit_root is None or args.data is None:
         p.error("TIMIT_ROOT and DATA are required (TIMIT_ROOT alone with --check; none with --write_conf)")
     prepare_timit(args.timit_root, args.data, dev_spk=args.dev_spk, test_spk=args.test_spk,
-                  phone_map=args.phone_map, allow_missing_speakers=args.allow_missing_speakers)
+                  phone_map=args.phone_map, allow_missing_speakers=args.allow_missing_speakers,
+                  wav_format=args.wav_format)
 
 
 def cli() -> None:

@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 
 from pase.io import DataDirError, utt2spk_to_spk2utt, write_kaldi_map
+from pase.prep.wav_entry import check_decoder, wav_entry
 
 log = logging.getLogger(__name__)
 
@@ -27,15 +28,19 @@ def read_speakers_txt(path: Path) -> dict[str, str]:
     return genders
 
 
-def prepare_subset(subset_dir: Path, out_dir: Path) -> int:
+def prepare_subset(subset_dir: Path, out_dir: Path, *, wav_format: str = "path") -> int:
     """Write wav.scp, utt2spk, spk2utt, text when the subset has transcripts (and spk2gender
     when SPEAKERS.TXT is there).
+
+    wav.scp holds the FLAC paths, or with ``wav_format="pipe"`` the ``flac -c -d -s X |``
+    entries Kaldi's tools need (see :mod:`pase.prep.wav_entry`).
 
     Returns the number of utterances. With transcripts, every transcript line must have its audio
     file and every audio file its transcript line; a violation names the file and line. A subset
     with no `*.trans.txt` at all (audio only) gives a data dir without `text`: pretraining and
     speaker tasks need none.
     """
+    check_decoder("flac", wav_format)
     if not subset_dir.is_dir():
         raise DataDirError(f"LibriSpeech subset not found: {subset_dir} (expected <root>/LibriSpeech/<subset>)")
     trans_files = sorted(subset_dir.glob("*/*/*.trans.txt"))
@@ -47,7 +52,7 @@ def prepare_subset(subset_dir: Path, out_dir: Path) -> int:
         log.info("%s: no *.trans.txt transcripts; writing a data dir without text "
                  "(enough for pretraining and speaker tasks)", subset_dir.name)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_kaldi_map(out_dir / "wav.scp", wav)
+    write_kaldi_map(out_dir / "wav.scp", {u: wav_entry(path, "flac", wav_format) for u, path in wav.items()})
     if text is not None:
         write_kaldi_map(out_dir / "text", text)
     write_kaldi_map(out_dir / "utt2spk", utt2spk)
@@ -60,7 +65,7 @@ def prepare_subset(subset_dir: Path, out_dir: Path) -> int:
     return len(wav)
 
 
-def _with_transcripts(trans_files: list[Path]) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+def _with_transcripts(trans_files: list[Path]) -> tuple[dict[str, Path], dict[str, str], dict[str, str]]:
     wav, text, utt2spk = {}, {}, {}
     for trans in trans_files:
         chapter_dir = trans.parent
@@ -78,7 +83,7 @@ def _with_transcripts(trans_files: list[Path]) -> tuple[dict[str, str], dict[str
                 raise DataDirError(f"{trans}:{lineno}: transcript of {utt!r} but no audio file {audio}")
             if utt in wav:
                 raise DataDirError(f"{trans}:{lineno}: duplicate utterance {utt!r}")
-            wav[utt], text[utt], utt2spk[utt] = str(audio.resolve()), words.strip(), spk
+            wav[utt], text[utt], utt2spk[utt] = audio.resolve(), words.strip(), spk
             listed.add(utt)
         orphans = sorted(p.stem for p in chapter_dir.glob("*.flac") if p.stem not in listed)
         if orphans:
@@ -86,14 +91,14 @@ def _with_transcripts(trans_files: list[Path]) -> tuple[dict[str, str], dict[str
     return wav, text, utt2spk
 
 
-def _audio_only(subset_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
+def _audio_only(subset_dir: Path) -> tuple[dict[str, Path], dict[str, str]]:
     wav, utt2spk = {}, {}
     for audio in sorted(subset_dir.glob("*/*/*.flac")):
         spk, chapter = audio.parent.parent.name, audio.parent.name
         if not audio.stem.startswith(f"{spk}-{chapter}-"):
             raise DataDirError(f"{audio}: file name does not start with its speaker and chapter "
                                f"'{spk}-{chapter}-'")
-        wav[audio.stem], utt2spk[audio.stem] = str(audio.resolve()), spk
+        wav[audio.stem], utt2spk[audio.stem] = audio.resolve(), spk
     if not wav:
         raise DataDirError(f"{subset_dir}: no <spk>/<chapter>/<spk>-<chapter>-<utt>.flac files; "
                            "is this a LibriSpeech subset directory?")

@@ -10,7 +10,8 @@ Sets (Kaldi's local/timit_data_prep.sh):
 
 Files written in each set directory (all sorted in C order, Kaldi's ``key value`` format):
 
-* ``wav.scp``: ``<spk>_<utt> /abs/path/SI1559.WAV`` (NIST SPHERE, read by soundfile directly);
+* ``wav.scp``: ``<spk>_<utt> /abs/path/SI1559.WAV`` (NIST SPHERE, read by soundfile directly),
+  or with ``wav_format="pipe"`` Kaldi's ``sph2pipe -f wav /abs/path/SI1559.WAV |``;
 * ``text``: ``<spk>_<utt> sil dh ax ... sil``, TIMIT's 61 phones folded to the 48-phone set of
   ``phones.60-48-39.map`` (``q`` dropped; consecutive ``sil`` merged into one);
 * ``utt2spk``, ``spk2utt``, ``spk2gender`` (``m``/``f`` from the speaker id's first letter),
@@ -34,6 +35,7 @@ from pathlib import Path
 import soundfile as sf
 
 from pase.io import DataDirError, utt2spk_to_spk2utt, write_kaldi_map
+from pase.prep.wav_entry import check_decoder, wav_entry
 
 log = logging.getLogger(__name__)
 
@@ -221,11 +223,11 @@ def read_phn(path: Path, map60to48: Mapping[str, str | None]) -> list[str]:
 
 
 def write_set(utts: Sequence[TimitUtterance], out_dir: Path,
-              map60to48: Mapping[str, str | None]) -> None:
+              map60to48: Mapping[str, str | None], *, wav_format: str = "path") -> None:
     """Write one Kaldi data dir (see the module docstring for the files)."""
     wav, text, utt2spk, utt2dur, genders = {}, {}, {}, {}, {}
     for u in utts:
-        wav[u.utt_id] = str(u.wav.resolve())
+        wav[u.utt_id] = wav_entry(u.wav.resolve(), "sphere", wav_format)
         text[u.utt_id] = " ".join(read_phn(u.phn, map60to48))
         utt2spk[u.utt_id] = u.speaker
         try:
@@ -283,14 +285,15 @@ def check_timit(timit_root: Path, *, dev_spk: Path | None = None, test_spk: Path
 
 def prepare_timit(timit_root: Path, data_dir: Path, *, dev_spk: Path | None = None,
                   test_spk: Path | None = None, phone_map: Path | None = None,
-                  allow_missing_speakers: bool = False) -> dict[str, int]:
+                  allow_missing_speakers: bool = False, wav_format: str = "path") -> dict[str, int]:
     """Write ``data_dir/{train,dev,test}``; returns the number of utterances per set.
 
     ``dev_spk``/``test_spk``/``phone_map`` default to the built-in standard lists and map.
     A listed speaker missing from ``TEST/`` is an error (an incomplete disc) unless
     ``allow_missing_speakers`` (a corpus holding a subset of the speakers, like the synthetic
-    one), when it is logged and skipped.
+    one), when it is logged and skipped. ``wav_format`` is "path" or "pipe" (wav.scp above).
     """
+    check_decoder("sphere", wav_format)
     train_dir, test_dir = find_timit_dirs(Path(timit_root))
     map60to48 = standard_phone_map()[0] if phone_map is None else load_phone_map(phone_map)[0]
     dev = DEV_SPEAKERS if dev_spk is None else read_speaker_list(dev_spk)
@@ -314,7 +317,7 @@ def prepare_timit(timit_root: Path, data_dir: Path, *, dev_spk: Path | None = No
     for name, utts in sets.items():
         if not utts:
             raise DataDirError(f"{timit_root}: no utterances for the {name} set")
-        write_set(utts, Path(data_dir) / name, map60to48)
+        write_set(utts, Path(data_dir) / name, map60to48, wav_format=wav_format)
         counts[name] = len(utts)
         log.info("%s: %d utterances, %d speakers", Path(data_dir) / name, len(utts),
                  len({u.speaker for u in utts}))
