@@ -4,9 +4,12 @@
 # with 48-phone transcripts. The speaker lists and the 60-48-39 phone map are in conf/.
 # --allow_missing_speakers true: a corpus holding only some of the listed dev/test speakers
 # (such as the synthetic demo corpus) gets those that are there instead of an error.
+# --wav_format pipe: wav.scp entries `sph2pipe -f wav X |`, which Kaldi's own tools need (default
+# path: the SPHERE files).
 set -euo pipefail
 allow_missing_speakers=false
-help_message="Usage: local/data.sh [--allow_missing_speakers false]"
+wav_format=path
+help_message="Usage: local/data.sh [--allow_missing_speakers false] [--wav_format path|pipe]"
 . utils/parse_options.sh
 . ./path.sh
 . ./db.sh
@@ -18,4 +21,4 @@ fi
 opts=""; [ "${allow_missing_speakers}" = true ] && opts="--allow-missing-speakers"
 # shellcheck disable=SC2086
 pase-prep-timit "${TIMIT}" data --dev-spk conf/dev_spk.list --test-spk conf/test_spk.list \
-    --phone-map conf/phones.60-48-39.map ${opts}
+    --phone-map conf/phones.60-48-39.map --wav-format "${wav_format}" ${opts}
