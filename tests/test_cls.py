@@ -1,5 +1,6 @@
 """Utterance classification: decision rule, z-norm, LR rule, bad labels, speaker id on the synthetic
-corpus with MFCC and with PASE+ features of a short pretraining, fine-tuning, the recipe end to end."""
+corpus with MFCC and with PASE+ features of a short pretraining, fine-tuning, a frozen encoder with
+learnt layer weights, the recipe end to end."""
 import json
 import logging
 import math
@@ -19,11 +20,14 @@ from pase.bin.cls_train import main as train_cls
 from pase.bin.compute_stats import main as stats_main
 from pase.bin.extract import main as extract_main
 from pase.bin.train import main as pretrain_main
-from pase.cls import (ClassifierError, ClassifierHead, HeadConfig, LabelError, TrainOptions, class_inventory,
-                      load_classifier, load_features, read_labels, score_features, score_waveforms,
-                      sentence_decision, train_frozen)
+from pase.cls import (ClassifierError, ClassifierHead, FinetuneClassifier, HeadConfig, LabelError, TrainOptions,
+                      class_inventory, load_classifier, load_features, read_labels, save_classifier, score_features,
+                      score_waveforms, sentence_decision, train_frozen)
 from pase.config import ConfigError
 from pase.io import DataDir, copy_data_dir, read_audio, read_kaldi_map, write_kaldi_map
+from pase.models import wf_builder
+from pase.models.downstream import FrontOptions, read_layer_weights
+from pase.models.featurizer import layer_names
 from pase.prep.librispeech import prepare_subset
 from pase.train.schedule import newbob_factor
 
@@ -299,9 +303,58 @@ def test_finetuning_trains_the_encoder_and_reloads(speakers, pretrained, tmp_pat
     assert written == sentence_decision(score_waveforms(model, utts, torch.device("cpu")), classes)
 
 
+def test_frozen_encoder_learns_layer_weights_and_reports_them(speakers, pretrained, tmp_path):
+    """--freeze_encoder --encoder_layers all: the head and the softmax weight of every layer train,
+    the encoder (parameters and BatchNorm statistics) stays bit-identical, RESULTS.md lists the weights."""
+    cfg, ckpt = pretrained
+    out = tmp_path / "frozen"
+    history = train_cls(["--train", str(speakers["train"]), "--dev", str(speakers["dev"]), "--out", str(out),
+                         "--freeze_encoder", "--encoder_layers", "all", "--fe_cfg", str(cfg), "--fe_ckpt", str(ckpt),
+                         "--momentum", "0.9", "--epochs", "5", "--batch_size", "4", "--chunk_size", "8000",
+                         "--lr", "0.01", "--halving_factor", "1", "--threads", "1"])
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    model, classes, _ = load_classifier(out / "model.pt")
+    pretrained_state = torch.load(ckpt, weights_only=True)
+    assert all(torch.equal(v, pretrained_state[k]) for k, v in model.encoder.state_dict().items())
+    weights = model.layer_weights()
+    assert list(weights) == layer_names(model.encoder) and len(set(weights.values())) == len(weights)
+    assert read_layer_weights(out / "layer_weights") == pytest.approx(weights, abs=5e-5)
+    utts = DataDir.load(speakers["test"]).utterances
+    eval_main(["score", str(out / "model.pt"), str(speakers["test"]), str(out / "decode_test")])
+    assert read_kaldi_map(out / "decode_test" / "utt2pred") == \
+        sentence_decision(score_waveforms(model, utts, torch.device("cpu")), classes)
+    eval_main(["report", str(out / "decode_test"), "--results", str(out / "RESULTS.md"),
+               "--layer_weights", str(out / "layer_weights")])
+    table = (out / "RESULTS.md").read_text().split("## Encoder layer weights")[1]
+    assert all(f"| {name} | {w:.4f} |" in table for name, w in read_layer_weights(out / "layer_weights").items())
+
+
+def test_frozen_classifier_file_round_trip(tmp_path):
+    """A frozen mixed-layer classifier reloads with its layers, layer norm and weights; a file
+    without a front (written before them) reloads as a fine-tuned classifier of the final output."""
+    torch.manual_seed(0)
+    head = ClassifierHead(HeadConfig(TINY_FE["emb_dim"], 3, hidden=8, pooling="stats"))
+    model = FinetuneClassifier(wf_builder(TINY_FE), head, FrontOptions(True, "skip3,final", True)).eval()
+    with torch.no_grad():
+        model.layer_sum.logits.copy_(torch.tensor([1.5, -0.5]))
+    save_classifier(tmp_path / "model.pt", model, ["a", "b", "c"], {})
+    loaded, classes, _ = load_classifier(tmp_path / "model.pt")
+    assert classes == ["a", "b", "c"] and loaded.front == model.front and loaded.layer_weights() == model.layer_weights()
+    wav = torch.randn(4000)
+    assert torch.equal(loaded.utterance_scores(wav), model.utterance_scores(wav))
+    doc = torch.load(tmp_path / "model.pt", weights_only=True)
+    final = FinetuneClassifier(wf_builder(TINY_FE), head).eval()
+    doc["state"], doc["front"] = final.state_dict(), None
+    torch.save({k: v for k, v in doc.items() if k != "front"}, tmp_path / "old.pt")
+    old, _, _ = load_classifier(tmp_path / "old.pt")
+    assert old.front == FrontOptions() and old.layer_sum is None
+    assert torch.equal(old.utterance_scores(wav), final.utterance_scores(wav))
+
+
 @pytest.mark.slow
 def test_speakers_recipe_end_to_end(tmp_path):
-    """egs/speakers/cls1/run.sh with MFCC in a copy of the tree; local/data.sh makes the corpus."""
+    """egs/speakers/cls1/run.sh with MFCC in a copy of the tree (local/data.sh makes the corpus), then
+    with a frozen encoder and learnt layer weights."""
     env = recipe_tree(tmp_path)
     recipe = tmp_path / "egs/speakers/cls1"
     proc = subprocess.run(["./run.sh", "--feats_type", "mfcc"], cwd=recipe, capture_output=True, text=True,
@@ -317,3 +370,17 @@ def test_speakers_recipe_end_to_end(tmp_path):
     again = subprocess.run(["./run.sh", "--feats_type", "mfcc"], cwd=recipe, capture_output=True, text=True,
                            env=env, timeout=600)
     assert again.returncode == 0 and again.stderr.count("skipping") >= 8, again.stderr[-2000:]
+    # A frozen (tiny, random) encoder read from the waveforms, its layers mixed by learnt weights.
+    torch.manual_seed(0)
+    torch.save(wf_builder(TINY_FE).state_dict(), tmp_path / "fe.ckpt")
+    (tmp_path / "fe.yaml").write_text(yaml.safe_dump(TINY_FE))
+    frozen = subprocess.run(["./run.sh", "--freeze_encoder", "true", "--fe_cfg", str(tmp_path / "fe.yaml"),
+                             "--fe_ckpt", str(tmp_path / "fe.ckpt"), "--cls_config", "conf/cls_weighted.yaml",
+                             "--cls_args", "--epochs 2"], cwd=recipe, capture_output=True, text=True, env=env,
+                            timeout=600)
+    assert frozen.returncode == 0, frozen.stderr[-3000:]
+    assert "stage 3: the classifier reads waveforms through the encoder" in frozen.stderr
+    exp = recipe / "exp/pase_cls_weighted_frozen_all"
+    table = (exp / "RESULTS.md").read_text().split("## Encoder layer weights")[1]
+    weights = read_layer_weights(exp / "layer_weights")
+    assert len(weights) == 9 and all(f"| {name} | {w:.4f} |" in table for name, w in weights.items())

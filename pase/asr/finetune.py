@@ -1,8 +1,9 @@
-"""Fine-tuning the encoder with the hybrid MLP, from the waveform.
+"""The hybrid MLP from the waveform, the encoder fine-tuned with it or frozen with mixed layers.
 
 The frozen recipe trains the MLP on dumped features; here the PASE encoder runs inside the
-model and is updated too (its own, smaller learning rate). Training uses random crops of
-`chunk_frames` alignment frames (frame t covers samples from 160 t on, as in the dumped
+model and is updated too (its own, smaller learning rate), or stays fixed while the MLP learns
+a weighted sum of its layers (`FrontOptions`, pase.models.downstream). Training uses random
+crops of `chunk_frames` alignment frames (frame t covers samples from 160 t on, as in the dumped
 features), peak-normalised like the frozen pipeline; each crop's encoder output is
 mean-normalised over time (the frozen pipeline subtracted per-speaker means) and spliced +-c
 frames within the crop. Evaluation and decoding run the encoder over whole utterances.
@@ -15,28 +16,28 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from pase.asr.mlp import HybridMLP, MlpOptions, NewbobSchedule, match_lengths
 from pase.io import DataDir, peak_normalize, read_audio
+from pase.models.downstream import EncoderFront, FrontOptions
 from pase.models.frontend import WaveFe
 
 log = logging.getLogger(__name__)
 
 
-class EncoderHybrid(nn.Module):
-    """PASE encoder -> per-utterance mean normalisation -> +-c frame splicing -> HybridMLP."""
+class EncoderHybrid(EncoderFront):
+    """PASE encoder (its output or mixed layers) -> per-utterance mean normalisation -> +-c frame
+    splicing -> HybridMLP."""
 
-    def __init__(self, encoder: WaveFe, num_pdfs: int, opts: MlpOptions) -> None:
-        super().__init__()
-        self.encoder = encoder
+    def __init__(self, encoder: WaveFe, num_pdfs: int, opts: MlpOptions, front: FrontOptions | None = None) -> None:
+        super().__init__(encoder, front)
         self.context = opts.context
         self.mlp = HybridMLP(encoder.emb_dim * (2 * opts.context + 1), num_pdfs, opts.hidden,
                              opts.layers, opts.dropout)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         """(B, 1, L) -> (B, N, num_pdfs) log-posteriors."""
-        h = self.encoder(wav)
+        h = self.encode(wav)
         h = h - h.mean(-1, keepdim=True)
         c = self.context
         spliced = F.pad(h, (c, c), mode="replicate").unfold(2, 2 * c + 1, 1)  # (B, D, N, 2c+1)
@@ -50,6 +51,7 @@ class FinetuneOptions:
     chunk_frames: int = 200
     batch_size: int = 8
     steps_per_epoch: int = 100
+    layer_weights_lr: float = 0.01
 
 
 def load_waveforms(data: DataDir, alignments: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -92,14 +94,18 @@ def frame_error(model: EncoderHybrid, wavs: dict[str, np.ndarray], ali: dict[str
 
 def train_finetune(encoder: WaveFe, train: dict[str, np.ndarray], train_ali: dict[str, np.ndarray],
                    dev: dict[str, np.ndarray], dev_ali: dict[str, np.ndarray], num_pdfs: int,
-                   opts: MlpOptions, ft: FinetuneOptions, device: torch.device
-                   ) -> tuple[EncoderHybrid, list[dict[str, float]]]:
-    """SGD on the MLP (the frozen recipe's schedule), Adam on the encoder; best dev epoch kept."""
+                   opts: MlpOptions, ft: FinetuneOptions, device: torch.device,
+                   front: FrontOptions | None = None) -> tuple[EncoderHybrid, list[dict[str, float]]]:
+    """SGD on the MLP (the frozen recipe's schedule), Adam on the encoder unless `front` freezes it
+    and on any layer weights; best dev epoch kept."""
     torch.manual_seed(opts.seed)
     rng = np.random.default_rng(opts.seed)
-    model = EncoderHybrid(encoder, num_pdfs, opts).to(device)
+    model = EncoderHybrid(encoder, num_pdfs, opts, front).to(device)
     sgd = torch.optim.SGD(model.mlp.parameters(), lr=opts.lr, momentum=opts.momentum)
-    adam = torch.optim.Adam(model.encoder.parameters(), lr=ft.encoder_lr)
+    optimizers = [sgd, model.layer_weights_optimizer(ft.layer_weights_lr)]
+    if not model.front.freeze_encoder:
+        optimizers.append(torch.optim.Adam(model.encoder.parameters(), lr=ft.encoder_lr))
+    optimizers = [o for o in optimizers if o is not None]
     schedule = NewbobSchedule(opts, sgd)
     utts = sorted(train)
     history: list[dict[str, float]] = []
@@ -114,11 +120,11 @@ def train_finetune(encoder: WaveFe, train: dict[str, np.ndarray], train_ali: dic
             logp = model(wav)
             n = min(logp.size(1), lab.size(1))
             loss = F.nll_loss(logp[:, :n].flatten(0, 1), lab[:, :n].flatten(), ignore_index=-100)
-            sgd.zero_grad(set_to_none=True)
-            adam.zero_grad(set_to_none=True)
+            for optimizer in optimizers:
+                optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            sgd.step()
-            adam.step()
+            for optimizer in optimizers:
+                optimizer.step()
             total += float(loss.detach())
         err = frame_error(model, dev, dev_ali, device)
         history.append({"epoch": epoch, "lr": schedule.lr, "train_loss": total / ft.steps_per_epoch,

@@ -1,14 +1,16 @@
 """The hybrid acoustic model's directory, written by pase-train-mlp and read by pase-decode.
 
-<dir>/final.pt holds the state dict (the MLP, or with fine-tuning encoder and MLP together),
-log_priors.npy the pdf log-priors of the training alignments, and mlp.yaml the MlpOptions under
-"options", input_dim, num_pdfs, training statistics and, for a fine-tuned model, "finetune"
-(with the encoder's "pase_cfg"). Kept in one pair of functions so the format is defined once.
+<dir>/final.pt holds the state dict (the MLP, or for a model reading waveforms encoder, layer
+weights and MLP together), log_priors.npy the pdf log-priors of the training alignments, and
+mlp.yaml the MlpOptions under "options", input_dim, num_pdfs, training statistics and, for a model
+reading waveforms, "finetune" (the encoder's "pase_cfg", the FrontOptions fields; files from
+before frozen encoders have none: fine-tuned, final output) and the learnt "layer_weights".
+Kept in one pair of functions so the format is defined once.
 """
 from __future__ import annotations
 
 import pickle
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from torch import nn
 from pase.asr.finetune import EncoderHybrid
 from pase.asr.mlp import HybridMLP, MlpOptions, load_priors
 from pase.errors import PaseError
+from pase.models.downstream import FrontOptions
 from pase.models.frontend import wf_builder
 
 
@@ -54,7 +57,9 @@ def save_hybrid_model(out: Path, model: nn.Module, priors: np.ndarray, opts: Mlp
     np.save(out / "log_priors.npy", priors)
     info = {"options": asdict(opts), "input_dim": input_dim, "num_pdfs": num_pdfs, **stats}
     if finetune is not None:
-        info["finetune"] = finetune
+        info["finetune"] = {**finetune, **asdict(model.front)} if isinstance(model, EncoderHybrid) else finetune
+    if isinstance(model, EncoderHybrid) and model.layer_sum is not None:
+        info["layer_weights"] = {k: round(w, 6) for k, w in model.layer_weights().items()}
     (out / "mlp.yaml").write_text(yaml.safe_dump(info, sort_keys=False))
 
 
@@ -68,8 +73,9 @@ def load_hybrid_model(model_dir: Path) -> HybridModel:
         raise PaseError(f"{path}: expected the keys options, input_dim and num_pdfs; rerun pase-train-mlp")
     opts = MlpOptions(**info["options"])
     if "finetune" in info:
-        model: HybridMLP | EncoderHybrid = EncoderHybrid(wf_builder(info["finetune"]["pase_cfg"]),
-                                                         info["num_pdfs"], opts)
+        ft = info["finetune"]
+        front = FrontOptions(**{f.name: ft[f.name] for f in fields(FrontOptions) if f.name in ft})
+        model: HybridMLP | EncoderHybrid = EncoderHybrid(wf_builder(ft["pase_cfg"]), info["num_pdfs"], opts, front)
     else:
         model = HybridMLP(info["input_dim"], info["num_pdfs"], opts.hidden, opts.layers, opts.dropout)
     weights = model_dir / "final.pt"

@@ -7,8 +7,9 @@ score writes, per utterance, the summed frame log-probabilities (`scores`, colum
 of `classes`) and the sentence decision, their argmax (`utt2pred`); the data dir's utt2label is
 copied alongside (an utterance without a label is an error). report writes, per decode dir,
 metrics.json and confusion.png (true label x predicted class), and one RESULTS.md with accuracy,
-chance level and per-class precision / recall / F1. A test label the model never saw in training
-is warned about; its utterances count as errors.
+chance level and per-class precision / recall / F1 (and, given --layer_weights, the encoder layer
+weights the classifier learnt). A test label the model never saw in training is warned about;
+its utterances count as errors.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from pase.cls.features import LABELS, few, load_features, read_labels
 from pase.cls.model import ClassifierError, FinetuneClassifier, load_classifier
 from pase.cls.train import score_features, score_waveforms, sentence_decision
 from pase.io import DataDir, read_kaldi_map, write_kaldi_map
+from pase.models.downstream import read_layer_weights
 
 log = logging.getLogger("pase-cls-eval")
 
@@ -110,7 +112,7 @@ def plot_confusion(m: dict, out: Path, title: str) -> None:
     plt.close(fig)
 
 
-def report(decodes: list[Path], results: Path, title: str) -> list[dict]:
+def report(decodes: list[Path], results: Path, title: str, layer_weights: Path | None = None) -> list[dict]:
     all_metrics = []
     for d in decodes:
         m = metrics(d)
@@ -133,6 +135,10 @@ def report(decodes: list[Path], results: Path, title: str) -> list[dict]:
                   for c, v in m["per_class"].items()]
         if m["unseen_labels"]:
             lines += ["", f"Labels not seen in training (counted as errors): {', '.join(m['unseen_labels'])}"]
+    if layer_weights is not None:
+        lines += ["", "## Encoder layer weights", "", f"Softmax weights of the layers, learnt with the classifier "
+                  f"(`{layer_weights}`).", "", "| layer | weight |", "|---|---|"]
+        lines += [f"| {name} | {w:.4f} |" for name, w in read_layer_weights(layer_weights).items()]
     results.parent.mkdir(parents=True, exist_ok=True)
     results.write_text("\n".join(lines) + "\n")
     log.info("results: %s", results)
@@ -151,6 +157,8 @@ def build_parser() -> ArgumentParser:
     r.add_argument("decodes", type=Path, nargs="+", help="decode dirs written by score")
     r.add_argument("--results", type=Path, required=True, help="RESULTS.md to write")
     r.add_argument("--title", default="Utterance classification")
+    r.add_argument("--layer_weights", type=Path, default=None,
+                   help="pase-cls-train's out/layer_weights (mixed encoder layers) to report")
     return p
 
 
@@ -159,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "score":
         score(args.model, args.data_dir, args.out, setup_device(args))
     else:
-        report(args.decodes, args.results, args.title)
+        report(args.decodes, args.results, args.title, args.layer_weights)
 
 
 def cli() -> None:

@@ -216,6 +216,19 @@ def add_encoder_options(p: argparse.ArgumentParser | argparse._ArgumentGroup, *,
     p.add_argument("--fe_ckpt", "--pase_ckpt", "--ckpt", type=Path, default=None, help=ckpt_help)
 
 
+def add_front_options(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """--freeze_encoder, --encoder_layers, --encoder_layer_norm (pase.models.downstream.front_options)
+    and --layer_weights_lr of the downstream trainers."""
+    p.add_argument("--freeze_encoder", action="store_true",
+                   help="read waveforms through the encoder kept fixed (no gradient, eval mode)")
+    p.add_argument("--encoder_layers", default="final",
+                   help="with --freeze_encoder/--finetune: final, all, or comma-separated layer indices/names "
+                        "(pase-extract --layers), mixed by learnt softmax weights")
+    p.add_argument("--encoder_layer_norm", action="store_true",
+                   help="normalise each mixed layer (no affine) before the weighted sum")
+    p.add_argument("--layer_weights_lr", type=float, default=0.01, help="Adam learning rate of the layer weights")
+
+
 def add_threads_option(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """--num_threads (see `set_threads`)."""
     p.add_argument("--num_threads", "--threads", type=int, default=None, help="torch CPU threads")

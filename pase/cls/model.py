@@ -9,7 +9,8 @@ frames pooled into their mean and standard deviation, the pooled rows z-normalis
 statistics, one decision per utterance; with `hidden=0` the head is linear, i.e. the multinomial
 logistic regression of a linear probe (pase-probe), which the frame MLP does not reach on
 small corpora (egs/speakers/cls1/README.md).
-`FinetuneClassifier` puts a PASE encoder in front of the same head so both train from waveforms.
+`FinetuneClassifier` puts a PASE encoder in front of the same head to read waveforms: fine-tuned
+with it, or frozen with a learnt weighted sum of its layers (pase.models.downstream).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 
 from pase.errors import PaseError
+from pase.models.downstream import EncoderFront, FrontOptions
 from pase.models.frontend import WaveFe, wf_builder
 
 POOLINGS = ("frame", "stats")
@@ -116,19 +118,19 @@ class ClassifierHead(nn.Module):
         return self(self.rows(feats)).sum(0)
 
 
-class FinetuneClassifier(nn.Module):
-    """A PASE encoder followed by a `ClassifierHead`, trained together from waveforms."""
+class FinetuneClassifier(EncoderFront):
+    """A PASE encoder (fine-tuned or frozen, see `FrontOptions`) followed by a `ClassifierHead`,
+    trained from waveforms."""
 
-    def __init__(self, encoder: WaveFe, head: ClassifierHead) -> None:
-        super().__init__()
+    def __init__(self, encoder: WaveFe, head: ClassifierHead, front: FrontOptions | None = None) -> None:
         if head.cfg.feat_dim != encoder.emb_dim:
             raise ValueError(f"head expects {head.cfg.feat_dim}-dim features, the encoder gives {encoder.emb_dim}")
-        self.encoder = encoder
+        super().__init__(encoder, front)
         self.head = head
 
     def features(self, wav: torch.Tensor) -> torch.Tensor:
         """(B, 1, T) waveforms -> (B, frames, emb_dim)."""
-        return self.encoder(wav).transpose(1, 2)
+        return self.encode(wav).transpose(1, 2)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         """(B, 1, T) equal-length chunks -> (B, R, num_classes) row log-probabilities."""
@@ -143,7 +145,7 @@ Classifier = ClassifierHead | FinetuneClassifier
 
 
 def build_finetune(pase_cfg: str | Path, pase_ckpt: str | Path | None, num_classes: int,
-                   **head_options: Any) -> FinetuneClassifier:
+                   front: FrontOptions | None = None, **head_options: Any) -> FinetuneClassifier:
     """The encoder of `pase_cfg` with `pase_ckpt`'s weights (the original's FE_e*.ckpt or ours) + a head.
 
     `head_options` are the other HeadConfig fields; the feature width is the encoder's.
@@ -151,14 +153,17 @@ def build_finetune(pase_cfg: str | Path, pase_ckpt: str | Path | None, num_class
     encoder = wf_builder(pase_cfg)
     if pase_ckpt is not None:
         encoder.load_pretrained(pase_ckpt, load_last=True, verbose=True)
-    return FinetuneClassifier(encoder, ClassifierHead(HeadConfig(encoder.emb_dim, num_classes, **head_options)))
+    head = ClassifierHead(HeadConfig(encoder.emb_dim, num_classes, **head_options))
+    return FinetuneClassifier(encoder, head, front)
 
 
 def save_classifier(path: Path, model: Classifier, classes: list[str], meta: dict[str, Any]) -> None:
     """Write the model, its class names and `meta` (how it was trained) atomically."""
-    head = model.head if isinstance(model, FinetuneClassifier) else model
+    waveforms = isinstance(model, FinetuneClassifier)
+    head = model.head if waveforms else model
     doc = {"format": FORMAT, "head": asdict(head.cfg), "classes": list(classes), "meta": meta,
-           "encoder": model.encoder.config if isinstance(model, FinetuneClassifier) else None,
+           "encoder": model.encoder.config if waveforms else None,
+           "front": asdict(model.front) if waveforms else None,
            "state": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
     tmp = path.with_name(path.name + ".tmp")
     torch.save(doc, tmp)
@@ -176,6 +181,7 @@ def load_classifier(path: Path) -> tuple[Classifier, list[str], dict[str, Any]]:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ClassifierError(f"{path}: not a pase-cls-train model")
     head = ClassifierHead(HeadConfig(**doc["head"]))
-    model: Classifier = head if doc["encoder"] is None else FinetuneClassifier(wf_builder(doc["encoder"]), head)
+    front = FrontOptions(**doc["front"]) if doc.get("front") else None  # files before frozen fronts: fine-tuned
+    model: Classifier = head if doc["encoder"] is None else FinetuneClassifier(wf_builder(doc["encoder"]), head, front)
     model.load_state_dict(doc["state"])
     return model.eval(), doc["classes"], doc["meta"]

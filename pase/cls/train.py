@@ -41,7 +41,8 @@ class TrainOptions:
     momentum: float = 0.0
     seed: int = 1234
     encoder_lr: float | None = None   # fine-tuning: the encoder's learning rate (None: lr)
-    chunk_size: int = 32000           # fine-tuning: samples per training chunk
+    chunk_size: int = 32000           # waveforms: samples per training chunk
+    layer_weights_lr: float = 0.01    # mixed encoder layers: their weights' Adam learning rate
 
 
 def sentence_decision(scores: Mapping[str, np.ndarray], classes: Sequence[str]) -> dict[str, str]:
@@ -51,12 +52,14 @@ def sentence_decision(scores: Mapping[str, np.ndarray], classes: Sequence[str]) 
 
 def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: Callable[[int], Iterable[Batch]],
         dev_error: Callable[[], float], opts: TrainOptions,
-        on_best: Callable[[torch.nn.Module], None]) -> list[dict]:
+        on_best: Callable[[torch.nn.Module], None], also: Sequence[torch.optim.Optimizer] = ()) -> list[dict]:
     """Train for opts.epochs; leaves the model at its best dev error and returns per-epoch records.
 
     `batches(epoch)` yields (input, targets): model(input) is (rows, classes) with a target per
-    row, or (utterances, rows, classes) with a target per utterance (fine-tuning).
+    row, or (utterances, rows, classes) with a target per utterance (waveforms). The optimisers
+    `also` step with `optimizer`, their learning rates left alone by its schedule.
     """
+    optimizers = [optimizer, *also]
     history: list[dict] = []
     best, prev, best_state = math.inf, None, None
     for epoch in range(opts.epochs):
@@ -68,9 +71,11 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: Calla
                 y = y[:, None].expand(logp.shape[:2])
             logp, y = logp.reshape(-1, logp.shape[-1]), y.reshape(-1)
             loss = F.nll_loss(logp, y)
-            optimizer.zero_grad(set_to_none=True)
+            for o in optimizers:
+                o.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
+            for o in optimizers:
+                o.step()
             loss_sum += loss.item() * y.numel()
             errors += int((logp.argmax(-1) != y).sum())
             rows += y.numel()
@@ -149,10 +154,11 @@ def load_waveform(utt: Utterance, min_samples: int) -> torch.Tensor:
 def train_finetune(model: FinetuneClassifier, train: Sequence[tuple[Utterance, int]],
                    dev: Sequence[tuple[Utterance, int]], opts: TrainOptions,
                    on_best: Callable[[torch.nn.Module], None], device: torch.device) -> list[dict]:
-    """Train encoder and head from waveforms: random equal-length chunks of batch_size utterances.
+    """Train the head (SGD), any layer weights (Adam) and, unless frozen, the encoder (SGD at
+    encoder_lr) from waveforms: random equal-length chunks of batch_size utterances.
 
-    The z-normalisation comes from the pretrained encoder's features of the training set and
-    stays fixed, as it would have for frozen features.
+    The z-normalisation comes from the pretrained encoder's features of the training set (layers
+    mixed with equal weights) and stays fixed, as it would have for frozen features.
     """
     torch.manual_seed(opts.seed)
     model.to(device).eval()
@@ -161,8 +167,9 @@ def train_finetune(model: FinetuneClassifier, train: Sequence[tuple[Utterance, i
         model.head.fit_norm(model.features(load_waveform(u, min_samples).view(1, 1, -1).to(device))[0]
                             for u, _ in train)
     rng = np.random.default_rng(opts.seed)
-    groups = [{"params": model.head.parameters()},
-              {"params": model.encoder.parameters(), "lr": opts.encoder_lr or opts.lr}]
+    groups = [{"params": model.head.parameters()}]
+    if not model.front.freeze_encoder:
+        groups.append({"params": model.encoder.parameters(), "lr": opts.encoder_lr or opts.lr})
     optimizer = _sgd(groups, opts)
 
     def batches(_: int) -> Iterator[Batch]:
@@ -185,7 +192,8 @@ def train_finetune(model: FinetuneClassifier, train: Sequence[tuple[Utterance, i
             rows += len(logp)
         return wrong / rows
 
-    return fit(model, optimizer, batches, dev_error, opts, on_best)
+    weights = model.layer_weights_optimizer(opts.layer_weights_lr)
+    return fit(model, optimizer, batches, dev_error, opts, on_best, [] if weights is None else [weights])
 
 
 @torch.no_grad()

@@ -10,7 +10,8 @@
 #   3  GMM-HMM: MFCC+CMVN+deltas, monophone then triphone training,
 #      alignments of train and dev, GMM decodes of the test sets      exp/mono, exp/tri, */decode_*
 #   4  input features of the MLP: PASE+ (frozen encoder), MFCC, fbank  dump/<feats_type>/<set>, data/<set>_<feats_type>
-#   5  MLP acoustic model on the triphone pdf alignments, priors      exp/mlp_<feats_type>
+#      (none with --freeze_encoder true: the MLP reads waveforms through the frozen encoder)
+#   5  MLP acoustic model on the triphone pdf alignments, priors      exp/mlp_<feats_type>[_frozen_<layers>]
 #   6  lattice decoding, LM-weight sweep, 39-phone PER (standard and
 #      lenient silence scoring), RESULTS.md                           exp/mlp_<feats_type>/decode_<set>, RESULTS.md
 set -euo pipefail
@@ -24,6 +25,8 @@ local_data_opts=""               # options passed to local/data.sh
 feats_type=pase                  # MLP input: pase (frozen PASE+ features), or mfcc / fbank (baselines)
 fe_cfg=conf/PASE+.cfg            # encoder config for feats_type=pase
 fe_ckpt=""                       # encoder checkpoint for feats_type=pase (e.g. FE_e199.ckpt)
+freeze_encoder=false             # true: the frozen encoder runs inside the MLP, its encoder_layers mixed by learnt weights
+encoder_layers=all               # with freeze_encoder=true: final, all, or layer indices/names (as pase-extract --layers)
 extract_args="--peak_norm"       # pase-extract options for feats_type=pase (the original peak-normalised TIMIT)
 feats_config=""                  # pase-extract --feats_config for mfcc / fbank (default: conf/<feats_type>.yaml)
 mono_config=conf/mono.yaml       # pase-train-gmm options
@@ -45,6 +48,12 @@ check_stages "${BASH_SOURCE[0]}"
 [ $# -eq 0 ] || die "unexpected arguments: $*"
 mkdir -p data/log exp
 mlp=exp/mlp_${feats_type}
+sfx=_${feats_type}               # the MLP reads data/<set><sfx>/<input>
+input=feats.scp
+if ${freeze_encoder}; then
+    [ "${feats_type}" = pase ] || die "--freeze_encoder true runs the PASE encoder inside the MLP: needs --feats_type pase"
+    mlp=exp/mlp_pase_frozen_${encoder_layers//,/_}; sfx=""; input=wav.scp
+fi
 
 if [ "${stage}" -le 0 ] && [ "${stop_stage}" -ge 0 ]; then
     eval get_corpus "${download_opts}"
@@ -103,7 +112,10 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
     done
 fi
 
-if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
+if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ] && ${freeze_encoder}; then
+    log "stage 4: the frozen encoder runs inside the MLP, no features to make, skipping"
+fi
+if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ] && ! ${freeze_encoder}; then
     case "${feats_type}" in
         pase) [ -n "${fe_ckpt}" ] && [ -f "${fe_ckpt}" ] || die "feats_type=pase needs --fe_ckpt (an encoder checkpoint, e.g. FE_e199.ckpt)"
               inputs=${fe_ckpt}; feats_opts="--fe_cfg ${fe_cfg} --fe_ckpt ${fe_ckpt} ${extract_args}" ;;
@@ -127,14 +139,20 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
 fi
 
 if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
-    [ -f "data/train_${feats_type}/feats.scp" ] || die "data/train_${feats_type} not found: run stage 4 first"
+    [ -f "data/train${sfx}/${input}" ] || die "data/train${sfx}/${input} not found: run stages 1-4 first"
     [ -f exp/tri/pdf_ali_dev.ark ] || die "exp/tri/pdf_ali_dev.ark not found: run stage 3 first"
-    if fresh "${mlp}/final.pt" "data/train_${feats_type}/feats.scp" exp/tri/pdf_ali.ark "${mlp_config}"; then
+    mlp_opts=""
+    if ${freeze_encoder}; then
+        [ -n "${fe_ckpt}" ] && [ -f "${fe_ckpt}" ] || die "--freeze_encoder true needs --fe_ckpt (an encoder checkpoint, e.g. FE_e199.ckpt)"
+        mlp_opts="--freeze_encoder --encoder_layers ${encoder_layers} --fe_cfg ${fe_cfg} --fe_ckpt ${fe_ckpt}"
+    fi
+    if fresh "${mlp}/final.pt" "data/train${sfx}/${input}" exp/tri/pdf_ali.ark "${mlp_config}"; then
         log "stage 5: ${mlp} is up to date, skipping"
     else
-        log "stage 5: MLP acoustic model on ${feats_type} features -> ${mlp}"
-        ${cuda_cmd} "${mlp}/log.train" pase-train-mlp --train "data/train_${feats_type}" --dev "data/dev_${feats_type}" \
-            --gmm exp/tri --out "${mlp}" --config "${mlp_config}" --ngpu "${ngpu}"
+        log "stage 5: MLP acoustic model on ${feats_type}${mlp_opts:+ (frozen encoder, layers ${encoder_layers})} -> ${mlp}"
+        # shellcheck disable=SC2086
+        ${cuda_cmd} "${mlp}/log.train" pase-train-mlp --train "data/train${sfx}" --dev "data/dev${sfx}" \
+            --gmm exp/tri --out "${mlp}" --config "${mlp_config}" --ngpu "${ngpu}" ${mlp_opts}
     fi
 fi
 
@@ -145,9 +163,9 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
             log "stage 6: ${mlp}/decode_${s} is up to date, skipping"
             continue
         fi
-        log "stage 6: decoding data/${s}_${feats_type} with ${mlp}"
+        log "stage 6: decoding data/${s}${sfx} with ${mlp}"
         ${train_cmd} "${mlp}/log.decode_${s}" pase-decode hybrid --model "${mlp}" --gmm exp/tri \
-            --lang_test data/lang_test_bg --data "data/${s}_${feats_type}" --out "${mlp}/decode_${s}" \
+            --lang_test data/lang_test_bg --data "data/${s}${sfx}" --out "${mlp}/decode_${s}" \
             --acwt "${acwt}" --lmwt "${lmwt}" --ngpu "${ngpu}"
     done
     {
@@ -159,6 +177,12 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
         echo '```'
         for f in exp/*/decode_*/best_per; do [ -f "${f}" ] && cat "${f}"; done
         echo '```'
+        for f in exp/*/layer_weights; do  # pase-train-mlp --freeze_encoder's learnt layer weights
+            [ -f "${f}" ] || continue
+            printf '\n## Encoder layer weights of %s\n\nSoftmax weights of the layers, learnt with the MLP.\n\n' "$(dirname "${f}")"
+            printf '| layer | weight |\n|---|---|\n'
+            awk '{ printf "| %s | %s |\n", $1, $2 }' "${f}"
+        done
     } > RESULTS.md
     cat RESULTS.md
 fi

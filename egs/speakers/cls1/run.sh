@@ -8,6 +8,7 @@
 #   ./run.sh --cls_config conf/cls_frame.yaml # the original's frame MLP
 #   ./run.sh --cls_config conf/cls_stats.yaml # an MLP on mean+std pooled features
 #   ./run.sh --finetune true --cls_config conf/cls_finetune.yaml  # fine-tune the encoder with the classifier
+#   ./run.sh --freeze_encoder true --cls_config conf/cls_weighted.yaml  # frozen encoder, layer weights learnt
 set -euo pipefail
 . ./db.sh    # PASE_ROOT (the default encoder is egs/librispeech/pase1's demo run), TRAIN_SUBSET
 set_name=${TRAIN_SUBSET//-/_}
