@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
+import subprocess
+from collections import Counter
 from pathlib import Path
 
+import kaldialign
+import kaldi_native_io
 import numpy as np
 import pytest
 import torch
@@ -16,6 +21,7 @@ from pase.asr.features import mfcc_cmvn_deltas, read_feats, write_feats
 from pase.asr.gmm import GmmSystem
 from pase.asr.gmm_train import train_mono
 from pase.asr.graph import load_hclg
+from pase.asr.kaldi_model import read_model
 from pase.asr.lang import Lang, make_G, make_lang, train_bigram_arpa
 from pase.asr.mlp import FrameSet, HybridMLP, MlpOptions, log_priors, scaled_loglikes
 from pase.asr.model_io import save_hybrid_model
@@ -129,6 +135,74 @@ def test_hybrid_decode_dir(setup, tmp_path, capsys):
     for w in (1.0, 2.0, 3.0):
         assert read_hyps(out, w) == hyps[w]
     check_scores(out, printed, refs, hyps)
+    check_kaldi_commands(out, setup, data, expected)
+    check_score_sh_folding(out, setup, data, [1, 2, 3])
+
+
+RECIPE = Path(__file__).resolve().parents[1] / "egs" / "timit" / "hybrid1"
+
+
+def check_kaldi_commands(out: Path, setup: dict[str, Path], data: Path,
+                         loglikes: dict[str, np.ndarray]) -> None:
+    """latgen-faster-mapped.txt is a shell script whose commands name files that exist and
+    hold this decode's model, graph, symbols and scores, in Kaldi's formats."""
+    script = out / "latgen-faster-mapped.txt"
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    lines = [shlex.split(ln, comments=True)
+             for ln in script.read_text().replace("\\\n", " ").splitlines()]
+    latgen, echo, score = [ln for ln in lines if ln]
+    assert latgen[0] == "latgen-faster-mapped" and echo == ["echo", "1", ">", str(out / "num_jobs")]
+    opts = dict(a.split("=", 1) for a in latgen[1:] if a.startswith("--"))
+    assert (opts["--acoustic-scale"], opts["--beam"], opts["--lattice-beam"]) == ("0.5", "13", "8")
+    model, graph, ark, lattices = [a for a in latgen[1:] if not a.startswith("--")]
+    assert opts["--word-symbol-table"] == str(setup["lang_test"] / "words.txt")
+    system = GmmSystem.load(setup["gmm"] / "final.npz")
+    assert model == str(setup["gmm"] / "final.mdl")
+    assert str(read_model(model, system.tree).trans_model) == str(system.trans_model)
+    assert load_hclg(graph).to_str() == load_hclg(setup["gmm"] / "graph" / "HCLG.fst").to_str()
+    assert ark == f"ark:{out / 'loglikes.ark'}"
+    read = {k: np.array(v) for k, v in kaldi_native_io.SequentialFloatMatrixReader(ark)}
+    assert read.keys() == loglikes.keys()
+    assert lattices == f"ark:|gzip -c > {out / 'lat.1.gz'}"
+    assert score == ["local/score.sh", "--min-lmwt", "1", "--max-lmwt", "3", str(data),
+                     str(setup["lang_test"]), str(out)]
+    assert (RECIPE / "local" / "score.sh").is_file()
+
+
+def check_score_sh_folding(out: Path, setup: dict[str, Path], data: Path,
+                           lm_weights: list[int]) -> None:
+    """local/score.sh's awk stage on this decode's best paths (as lattice-best-path writes
+    them, word ids) folds references and hypotheses to what pase-decode scored."""
+    words = Lang.load(setup["lang_test"]).word_ids
+    scoring = out / "scoring"
+    scoring.mkdir()
+    for w in lm_weights:
+        (scoring / f"{w}.tra").write_text("".join(
+            f"{u} {' '.join(str(words[p]) for p in hyp)}\n"
+            for u, hyp in read_hyps(out, w).items()))
+    subprocess.run(["bash", "local/score.sh", "--stage", "1", "--stop-stage", "1", "--min-lmwt",
+                    str(lm_weights[0]), "--max-lmwt", str(lm_weights[-1]), str(data),
+                    str(setup["lang_test"]), str(out)], cwd=RECIPE, check=True)
+    scores = json.loads((out / "scores.json").read_text())
+    for mode in ("standard", "lenient"):
+        refs = read_kaldi_map(scoring / f"ref.{mode}.txt", allow_empty=True)
+        for w in lm_weights:
+            hyps = read_kaldi_map(scoring / f"{w}.{mode}.txt", allow_empty=True)
+            assert hyps.keys() == refs.keys()
+            totals = Counter()
+            for u, ref in refs.items():
+                totals.update(kaldialign.edit_distance(ref.split(), hyps[u].split()))
+            expected = scores[mode][str(float(w))]
+            assert (totals["ins"], totals["del"], totals["sub"]) == (
+                expected["ins"], expected["del"], expected["sub"]), (mode, w)
+    assert not list(out.glob("wer_*"))  # stage 2 (compute-wer) not run
+    (scoring / f"{lm_weights[0]}.tra").write_text("utt1 9999\n")
+    run = subprocess.run(["bash", "local/score.sh", "--stage", "1", "--stop-stage", "1",
+                          str(data), str(setup["lang_test"]), str(out)], cwd=RECIPE,
+                         capture_output=True, text=True)
+    assert run.returncode == 1 and run.stderr == (
+        f"local/score.sh: {scoring}/{lm_weights[0]}.tra:1: word id 9999 not in "
+        f"{setup['lang_test']}/words.txt\n")
 
 
 def test_decode_user_errors(setup, tmp_path, capsys):

@@ -23,6 +23,7 @@ from pase.kaldi_feats import add_deltas
 from pase.asr.gmm import GmmSystem, context_dependency_bytes
 from pase.asr.gmm_train import convert_alignments, equal_alignments, train_mono, train_tri
 from pase.asr.graph import make_hclg
+from pase.asr.kaldi_model import read_model, read_tree
 from pase.asr.lang import Lang, make_G, make_lang, train_bigram_arpa
 from pase.asr.score import per
 from pase.asr.tree import Split, accumulate_tree_stats, build_tree, make_questions
@@ -366,5 +367,12 @@ def test_cli_mono_then_tri(corpus, tmp_path):
     assert set(feats) == train_utts and not (tri_dir / "feats_train.scp").exists()
     log = (tri_dir / "log").read_text().splitlines()
     assert sum(not line.startswith("#") for line in log) == 1 + 3  # header + iterations 1..3
-    with open(tri_dir / "tree", "rb") as f:
-        assert f.read(2) == b"\0B"
+    # Kaldi's files of the same system: final.mdl and tree read back to what final.npz holds
+    for d in (mono_dir, tri_dir):
+        npz = GmmSystem.load(d / "final.npz")
+        kaldi = read_model(d / "final.mdl", read_tree(d / "tree"))
+        assert str(kaldi.trans_model) == str(npz.trans_model)
+        assert context_dependency_bytes(kaldi.tree) == context_dependency_bytes(npz.tree)
+        assert kaldi.num_gauss == npz.num_gauss and all(
+            np.array_equal(kaldi.am.get_pdf(i).means, npz.am.get_pdf(i).means)
+            for i in range(npz.num_pdfs))

@@ -1,6 +1,7 @@
 """TIMIT data prep, lang dirs, phone bigram, HCLG, decoding and PER scoring."""
 import math
 import re
+import shutil
 from pathlib import Path
 
 import kaldi_hmm_gmm as khg
@@ -12,7 +13,7 @@ import soundfile as sf
 
 from pase.asr.decode import Decoder, decode_gmm, decode_matrix
 from pase.asr.graph import load_hclg, make_hclg, save_hclg
-from pase.asr.lang import Lang, make_G, make_lang, train_bigram_arpa
+from pase.asr.lang import Lang, make_G, make_lang, read_fst, train_bigram_arpa
 from pase.asr.score import ScoreResult, load_phone_map, per, results_line, sweep, to39
 from pase.bin import make_lang as make_lang_cli
 from pase.bin import prep_timit as prep_timit_cli
@@ -229,6 +230,112 @@ def test_lang_dir(langs, data):
     assert lang.L.num_arcs(0) == n - 1 and lang.L_disambig.num_arcs(0) == n
     assert lang.G is None and lang_test.G is not None
     assert lang_test.phone_ids == lang.phone_ids and lang_test.topo_text == lang.topo_text
+
+
+def kaldi_lang_problems(path: Path) -> list[str]:
+    """What Kaldi's utils/validate_lang.pl would complain about in lang dir ``path`` (its rules,
+    for lang dirs without word-position phones), one line each; [] for a valid dir."""
+    problems: list[str] = []
+
+    def table(name: str) -> dict[str, int]:
+        rows = [ln.split() for ln in (path / name).read_text().splitlines()]
+        if any(len(r) != 2 for r in rows) or len({r[1] for r in rows}) != len(rows):
+            problems.append(f"{name}: not 2 columns with unique ids")
+        return {r[0]: int(r[1]) for r in rows if len(r) == 2}
+
+    phones, words = table("phones.txt"), table("words.txt")
+
+    def rows(stem: str, ids: dict[str, int], prefix: str = "") -> list[list[str]]:
+        txt = [ln.removeprefix(prefix).split()
+               for ln in (path / f"{stem}.txt").read_text().splitlines()]
+        ints = [ln.removeprefix(prefix).split()
+                for ln in (path / f"{stem}.int").read_text().splitlines()]
+        if ints != [[str(ids.get(s)) for s in r] for r in txt]:
+            problems.append(f"{stem}.int does not correspond to {stem}.txt")
+        return txt
+
+    def phone_list(name: str) -> list[str]:
+        listed = [r[0] for r in rows(f"phones/{name}", phones) if len(r) == 1]
+        csl = (path / "phones" / f"{name}.csl").read_text().splitlines()
+        if csl != [":".join(str(phones[p]) for p in listed)]:
+            problems.append(f"phones/{name}.csl does not correspond to phones/{name}.txt")
+        return listed
+
+    lists = {n: phone_list(n) for n in ("silence", "nonsilence", "disambig", "context_indep",
+                                        "optional_silence")}
+    sil, nonsil, disambig = (set(lists[n]) for n in ("silence", "nonsilence", "disambig"))
+    if sil & nonsil or sil & disambig or nonsil & disambig:
+        problems.append("silence, nonsilence and disambig are not disjoint")
+    if sil | nonsil | disambig | {"<eps>"} != set(phones):
+        problems.append("phones.txt has phones in none of silence, nonsilence, disambig")
+    for name, prefix in (("sets", ""), ("roots", "shared split ")):
+        used = [p for r in rows(f"phones/{name}", phones, prefix) for p in r]
+        if sorted(used) != sorted(sil | nonsil):
+            problems.append(f"phones/{name}: not every real phone exactly once")
+    rows("phones/extra_questions", phones)
+    if len(lists["optional_silence"]) != 1 or lists["optional_silence"][0] not in sil:
+        problems.append("phones/optional_silence: not one silence phone")
+    if not {"#0", "#1"} <= disambig:
+        problems.append("phones/disambig: no #0 and #1")
+    topo = [int(x) for ln in (path / "topo").read_text().splitlines()
+            if not re.fullmatch(r"<.*>\s*", ln) for x in ln.split()]
+    if sorted(topo) != sorted(phones[p] for p in sil | nonsil):
+        problems.append("topo does not cover each real phone once")
+    wdisambig = (path / "phones" / "wdisambig.txt").read_text().split()
+    for name, ids in (("words", words), ("phones", phones)):
+        if (path / "phones" / f"wdisambig_{name}.int").read_text().split() != [
+                str(ids[w]) for w in wdisambig]:
+            problems.append(f"phones/wdisambig_{name}.int does not match wdisambig.txt")
+    rows("oov", words)
+    for fst in ("L.fst", "L_disambig.fst"):
+        if not read_fst(path / fst).is_olabel_sorted:
+            problems.append(f"{fst} is not olabel sorted")
+    if (path / "G.fst").exists():
+        g = read_fst(path / "G.fst")
+        if not g.is_ilabel_sorted or g.num_states == 0:
+            problems.append("G.fst is empty or not ilabel sorted")
+        forbidden = {words["<s>"], words["</s>"]}
+        for state in kaldifst.StateIterator(g):
+            for arc in kaldifst.ArcIterator(g, state):
+                if {arc.ilabel, arc.olabel} & forbidden or arc.ilabel == 0 or (
+                        arc.ilabel != arc.olabel and not (
+                            arc.ilabel == words["#0"] and arc.olabel == 0)):
+                    problems.append(f"G.fst arc {arc.ilabel}:{arc.olabel} not allowed")
+        lg = kaldifst.compose(read_fst(path / "L_disambig.fst"), g)
+        if kaldifst.determinize_star(g) or kaldifst.determinize_star(lg) or lg.num_states == 0:
+            problems.append("G.fst or L_disambig o G does not determinize")
+    return problems
+
+
+def test_lang_dirs_pass_kaldi_validate_lang(langs, tmp_path):
+    lang, lang_test = langs
+    assert kaldi_lang_problems(lang.path) == []
+    assert kaldi_lang_problems(lang_test.path) == []
+    phones = lang.path / "phones"
+    nonsil = (phones / "nonsilence.txt").read_text().split()
+    # what prepare_lang.sh --position-dependent-phones false writes for TIMIT's dict
+    for name in ("context_indep", "optional_silence"):
+        assert (phones / f"{name}.txt").read_text() == "sil\n"
+        assert (phones / f"{name}.csl").read_text() == "1\n"
+    assert (phones / "sets.txt").read_text().split("\n")[:3] == ["sil", nonsil[0], nonsil[1]]
+    assert (phones / "roots.int").read_text().splitlines()[:2] == ["shared split 1",
+                                                                   "shared split 2"]
+    assert (phones / "extra_questions.txt").read_text() == f"sil\n{' '.join(nonsil)}\n"
+    align = (phones / "align_lexicon.txt").read_text().splitlines()
+    assert align[0] == "<eps> <eps> sil" and f"{nonsil[0]} {nonsil[0]} {nonsil[0]}" in align
+    assert len(align) == len(nonsil) + 2
+    assert not (phones / "word_boundary.txt").exists()  # not word-position dependent
+    # the checker sees what validate_lang.pl sees
+    broken = tmp_path / "broken"
+    shutil.copytree(lang.path, broken)
+    (broken / "phones" / "roots.txt").write_text("shared split sil\n")
+    (broken / "phones" / "optional_silence.txt").write_text(f"{nonsil[0]}\n")
+    assert kaldi_lang_problems(broken) == [
+        "phones/optional_silence.int does not correspond to phones/optional_silence.txt",
+        "phones/optional_silence.csl does not correspond to phones/optional_silence.txt",
+        "phones/roots.int does not correspond to phones/roots.txt",
+        "phones/roots: not every real phone exactly once",
+        "phones/optional_silence: not one silence phone"]
 
 
 def test_L_transduces_a_transcript(langs, data):

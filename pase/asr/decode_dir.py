@@ -16,8 +16,9 @@ from pase.asr.decode import Decoder, decode_gmm_set, decode_loglikes_set
 from pase.asr.gmm import GmmSystem
 from pase.asr.gmm_dir import decode_features
 from pase.asr.graph import graph_for
+from pase.asr.kaldi_model import model_file
 from pase.asr.lang import Lang
-from pase.asr.loglikes import hybrid_loglikes, write_loglikes
+from pase.asr.loglikes import KaldiDecode, hybrid_loglikes, write_loglikes
 from pase.asr.model_io import load_hybrid_model
 from pase.asr.score import write_scores
 from pase.errors import PaseError
@@ -43,8 +44,9 @@ def decode_dir(*, gmm: Path, lang_test: Path, data: Path, out: Path, lm_weights:
         if hybrid.num_pdfs != system.num_pdfs:
             raise PaseError(f"{model} has {hybrid.num_pdfs} outputs but {gmm} {system.num_pdfs} pdfs")
         loglikes = hybrid_loglikes(hybrid, data, device)
-        write_loglikes(out, loglikes, acwt=acwt, words=lang_test / "words.txt",
-                       graph=gmm / "graph/HCLG.fst")
+        write_loglikes(out, loglikes, KaldiDecode(
+            model=model_file(gmm, system), graph=gmm / "graph" / "HCLG.fst", lang=lang_test,
+            data=data, acwt=acwt, beam=beam, lattice_beam=lattice_beam, lm_weights=lm_weights))
         result = decode_loglikes_set(decoder, loglikes, words, acoustic_scale=acwt,
                                      lm_weights=lm_weights)
     else:

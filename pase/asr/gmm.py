@@ -27,25 +27,41 @@ def read_topology(text: str) -> khg.HmmTopology:
     return topo
 
 
-def topology_text(topo: khg.HmmTopology) -> str:
-    """Kaldi text form of a topology (the bindings can read one but not write one)."""
+TopoState = tuple[int, int, list[tuple[int, float]]]
+"""A topology state: forward pdf-class, self-loop pdf-class, (destination, probability) list."""
+
+
+def topology_fields(topo: khg.HmmTopology) -> tuple[list[int], list[int], list[list[TopoState]]]:
+    """A topology as plain values: its phones, phone -> entry index (-1: none), entries."""
     phones, phone2idx, entries = topo.__getstate__()
+    return list(phones), list(phone2idx), [
+        [(s.forward_pdf_class, s.self_loop_pdf_class, [(d, p) for d, p in s.transitions])
+         for s in entry] for entry in entries]
+
+
+def format_topology(phones: Sequence[int], phone2idx: Sequence[int],
+                    entries: Sequence[Sequence[TopoState]]) -> str:
+    """Kaldi's text form of a topology given as :func:`topology_fields` returns it."""
     lines = ["<Topology>"]
     for idx, entry in enumerate(entries):
         members = " ".join(str(p) for p in phones if phone2idx[p] == idx)
         lines += ["<TopologyEntry>", "<ForPhones>", members, "</ForPhones>"]
-        for k, state in enumerate(entry):
+        for k, (forward, self_loop, transitions) in enumerate(entry):
             text = f"<State> {k}"
-            if state.forward_pdf_class == state.self_loop_pdf_class:
-                if state.forward_pdf_class >= 0:
-                    text += f" <PdfClass> {state.forward_pdf_class}"
+            if forward == self_loop:
+                if forward >= 0:
+                    text += f" <PdfClass> {forward}"
             else:
-                text += (f" <ForwardPdfClass> {state.forward_pdf_class}"
-                         f" <SelfLoopPdfClass> {state.self_loop_pdf_class}")
-            text += "".join(f" <Transition> {dst} {prob!r}" for dst, prob in state.transitions)
+                text += f" <ForwardPdfClass> {forward} <SelfLoopPdfClass> {self_loop}"
+            text += "".join(f" <Transition> {dst} {prob!r}" for dst, prob in transitions)
             lines.append(text + " </State>")
         lines.append("</TopologyEntry>")
     return "\n".join(lines + ["</Topology>", ""])
+
+
+def topology_text(topo: khg.HmmTopology) -> str:
+    """Kaldi text form of a topology, its probabilities exact (``str(topo)`` rounds them)."""
+    return format_topology(*topology_fields(topo))
 
 
 def context_dependency_from_bytes(data: bytes) -> khg.ContextDependency:
@@ -67,6 +83,25 @@ def diag_gmm(weights: np.ndarray, means: np.ndarray, variances: np.ndarray) -> k
                               np.asarray(means, dtype=np.float32))
     gmm.compute_gconsts()
     return gmm
+
+
+def transition_model(tree: khg.ContextDependency, topo: khg.HmmTopology,
+                     log_probs: np.ndarray, non_self_loop_log_probs: np.ndarray
+                     ) -> khg.TransitionModel:
+    """The transition model of ``tree`` and ``topo`` with the given probabilities.
+
+    The structure (tuples, transition-ids) is rebuilt by Kaldi's constructor, so only the
+    probabilities need storing; a ValueError when their sizes do not fit that structure.
+    """
+    state = list(khg.TransitionModel(ctx_dep=tree, hmm_topo=topo).__getstate__())
+    if (len(state[6]), len(state[7])) != (len(log_probs), len(non_self_loop_log_probs)):
+        raise ValueError(f"{len(log_probs) - 1} transition-ids, but the tree and topology "
+                         f"make {len(state[6]) - 1}")
+    state[6] = np.asarray(log_probs, dtype=np.float32).tolist()
+    state[7] = np.asarray(non_self_loop_log_probs, dtype=np.float32).tolist()
+    tm = khg.TransitionModel.__new__(khg.TransitionModel)  # __setstate__ needs a bare instance
+    tm.__setstate__(tuple(state))
+    return tm
 
 
 class GmmSystem:
@@ -190,15 +225,11 @@ class GmmSystem:
             raise PaseError(f"{path}: not a {_FORMAT} model")
         topo = read_topology(str(arrays["topo"]))
         tree = context_dependency_from_bytes(arrays["tree"].tobytes())
-        # The transition structure is rebuilt from tree and topology; only the probabilities
-        # are stored. (__setstate__ only works on an instance made by __new__.)
-        state = list(khg.TransitionModel(ctx_dep=tree, hmm_topo=topo).__getstate__())
-        if len(state[6]) != len(arrays["log_probs"]):
-            raise PaseError(f"{path}: transition model does not match its tree and topology")
-        state[6] = arrays["log_probs"].tolist()
-        state[7] = arrays["non_self_loop_log_probs"].tolist()
-        tm = khg.TransitionModel.__new__(khg.TransitionModel)
-        tm.__setstate__(tuple(state))
+        try:
+            tm = transition_model(tree, topo, arrays["log_probs"],
+                                  arrays["non_self_loop_log_probs"])
+        except ValueError as exc:
+            raise PaseError(f"{path}: {exc}") from None
         am = khg.AmDiagGmm.__new__(khg.AmDiagGmm)
         bounds = np.cumsum(arrays["num_gauss"])[:-1]
         am.__setstate__(tuple(

@@ -1,5 +1,8 @@
 """pase-train-gmm's experiment dir: features cache, training, model and alignment files.
 
+The model is saved twice: ``final.npz`` for pase, and ``final.mdl`` + ``tree`` in Kaldi's own
+formats for Kaldi's programs (latgen-faster-mapped, gmm-align, ...).
+
 Features (13 MFCC without energy, per-speaker mean normalisation, deltas and double deltas)
 are computed once per data dir and cached as ``<out>/feats_<set>.{ark,scp}``; pase-decode reads
 that cache for a GMM (:func:`decode_features`).
@@ -18,6 +21,7 @@ from pase.asr.align import align, read_alignments, write_alignments
 from pase.asr.features import load_features, mfcc_cmvn_deltas, read_feats, write_feats
 from pase.asr.gmm import GmmSystem
 from pase.asr.gmm_train import TrainResult, train_mono, train_tri
+from pase.asr.kaldi_model import write_model
 from pase.asr.lang import Lang
 from pase.errors import PaseError
 from pase.io import DataDir
@@ -103,6 +107,7 @@ def train_gmm_dir(stage: str, *, data: Path, lang_dir: Path, out: Path, opts: di
     seconds = time.perf_counter() - start
     system = result.system
     system.save(out / "final.npz")
+    write_model(system, out / "final.mdl")
     system.tree.write(True, str(out / "tree"))
     (out / "num_pdfs").write_text(f"{system.num_pdfs}\n")
     write_outputs(system, result.alignments, out, "", sorted(set(texts) - set(result.alignments)))

@@ -12,8 +12,19 @@ What Kaldi's ``utils/prepare_lang.sh --sil-prob 0 --position-dependent-phones fa
 * ``L.fst`` / ``L_disambig.fst``: one state, an arc ``phone:phone`` per phone; the latter
   adds the ``#0:#0`` self-loop. Both olabel-sorted, in OpenFst binary format (kaldifst).
   No optional silence between words: the TIMIT transcripts carry ``sil`` themselves.
-* ``phones/{silence,nonsilence,disambig}.{txt,int,csl}``: symbol per line, id per line, and
-  ids joined by ``:``; ``oov.txt`` / ``oov.int`` (the silence phone, as in Kaldi's TIMIT).
+* ``phones/{silence,nonsilence,disambig,context_indep,optional_silence}.{txt,int,csl}``: symbol
+  per line, id per line, and ids joined by ``:``; the silence phone is the context-independent
+  and the optional-silence phone;
+* ``phones/sets.{txt,int}`` (one phone per line) and ``phones/roots.{txt,int}`` (the same,
+  ``shared split`` each: one tree root for all states of a phone), ``phones/extra_questions``
+  (the silence phones, then the others: TIMIT's have no stress marks to ask about),
+  ``phones/wdisambig{.txt,_phones.int,_words.int}`` (``#0``, G's word-level disambiguation
+  symbol) and ``phones/align_lexicon.{txt,int}`` (``word word phones``, plus ``<eps>`` as
+  silence); no ``word_boundary``, as the phones are not word-position dependent;
+* ``oov.txt`` / ``oov.int`` (the silence phone, as in Kaldi's TIMIT).
+
+Together these are what Kaldi's ``utils/validate_lang.pl`` checks, so Kaldi's own scripts
+(train_mono.sh, mkgraph.sh, ...) take these dirs.
 
 A test lang dir (``lang_test_bg``) is a copy plus ``G.arpa`` (the bigram) and ``G.fst``
 (ilabel-sorted, from kaldilm's arpa2fst with ``#0`` on the backoff arcs).
@@ -23,7 +34,7 @@ from __future__ import annotations
 import math
 import shutil
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +87,18 @@ def _read_symbols(path: Path) -> dict[str, int]:
 
 def _write_symbols(path: Path, symbols: Sequence[str]) -> None:
     path.write_text("".join(f"{s} {i}\n" for i, s in enumerate(symbols)))
+
+
+def _write_rows(stem: Path, rows: Sequence[Sequence[str]], ids: Mapping[str, int], *,
+                prefix: str = "", csl: bool = False) -> None:
+    """``<stem>.txt``, a row of symbols per line after ``prefix``, and ``<stem>.int``, their
+    ids; with ``csl``, ``<stem>.csl`` too: a one-symbol-a-row list's ids joined by ``:``."""
+    def lines(fmt: Callable[[str], str]) -> str:
+        return "".join(prefix + " ".join(fmt(s) for s in row) + "\n" for row in rows)
+    Path(f"{stem}.txt").write_text(lines(str))
+    Path(f"{stem}.int").write_text(lines(lambda s: str(ids[s])))
+    if csl:
+        Path(f"{stem}.csl").write_text(":".join(str(ids[s]) for row in rows for s in row) + "\n")
 
 
 def read_fst(path: str | Path) -> kaldifst.StdVectorFst:
@@ -184,12 +207,23 @@ def make_lang(phones: Sequence[str], out_dir: str | Path, *, silence: str = "sil
     _write_symbols(out / "phones.txt", symbols + list(DISAMBIG))
     _write_symbols(out / "words.txt", symbols + ["#0", BOS, EOS])
     ids = {p: i for i, p in enumerate(symbols + list(DISAMBIG))}
-    for name, group in (("silence", [silence]), ("nonsilence", nonsil), ("disambig", DISAMBIG)):
-        (out / "phones" / f"{name}.txt").write_text("".join(f"{p}\n" for p in group))
-        (out / "phones" / f"{name}.int").write_text("".join(f"{ids[p]}\n" for p in group))
-        (out / "phones" / f"{name}.csl").write_text(":".join(str(ids[p]) for p in group) + "\n")
-    (out / "oov.txt").write_text(f"{silence}\n")
-    (out / "oov.int").write_text(f"{ids[silence]}\n")
+    word_ids = {w: i for i, w in enumerate(symbols + ["#0", BOS, EOS])}
+    phones_dir = out / "phones"
+    for name, group in (("silence", [silence]), ("nonsilence", nonsil), ("disambig", DISAMBIG),
+                        ("context_indep", [silence]), ("optional_silence", [silence])):
+        _write_rows(phones_dir / name, [[p] for p in group], ids, csl=True)
+    _write_rows(phones_dir / "sets", [[p] for p in symbols[1:]], ids)
+    _write_rows(phones_dir / "roots", [[p] for p in symbols[1:]], ids, prefix="shared split ")
+    _write_rows(phones_dir / "extra_questions", [[silence], nonsil] if nonsil else [[silence]],
+                ids)
+    (phones_dir / "wdisambig.txt").write_text("#0\n")
+    (phones_dir / "wdisambig_phones.int").write_text(f"{ids['#0']}\n")
+    (phones_dir / "wdisambig_words.int").write_text(f"{word_ids['#0']}\n")
+    lexicon = sorted([(EPS, silence)] + [(p, p) for p in symbols[1:]])
+    (phones_dir / "align_lexicon.txt").write_text("".join(f"{w} {w} {p}\n" for w, p in lexicon))
+    (phones_dir / "align_lexicon.int").write_text("".join(
+        f"{word_ids[w]} {word_ids[w]} {ids[p]}\n" for w, p in lexicon))
+    _write_rows(out / "oov", [[silence]], word_ids)
     (out / "topo").write_text(make_topo([ids[silence]], [ids[p] for p in nonsil]))
     real = [ids[p] for p in symbols[1:]]
     _lexicon_fst(real, None).write(str(out / "L.fst"))

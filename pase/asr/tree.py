@@ -17,8 +17,8 @@ over in that format:
 * leaf Gaussians from the leaf statistics, smoothed toward the root's (see
   :meth:`DecisionTree.leaf_gaussians`).
 
-Binary format (Kaldi's ``ContextDependency::Write`` with ``binary=true``): tokens are ASCII
-plus a space, int32 is ``\\x04`` + 4 bytes little-endian, uint32 ``\\xfc`` + 4 bytes;
+Binary format (Kaldi's ``ContextDependency::Write`` with ``binary=true``, from
+:mod:`pase.asr.kaldi_binary`'s tokens, int32s, uint32s and int32 vectors):
 ``ContextDependency <N> <P> ToPdf <map> EndContextDependency`` with the maps ``CE <pdf>``,
 ``TE <key> <n> ( <map or NULL> ... )`` and ``SE <key> <yes-set> { <yes> <no> }``; keys 0, 1, 2
 are the left, centre and right phone and -1 the pdf-class.
@@ -26,13 +26,14 @@ are the left, centre and right phone and -1 the pdf-class.
 from __future__ import annotations
 
 import heapq
-import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import kaldi_hmm_gmm as khg
 import numpy as np
+
+from pase.asr import kaldi_binary as kb
 
 if TYPE_CHECKING:
     from pase.asr.gmm import GmmSystem
@@ -140,32 +141,18 @@ class Split:
     no: Leaf | Split
 
 
-def _tok(token: str) -> bytes:
-    return token.encode("ascii") + b" "
-
-
-def _int32(value: int) -> bytes:
-    return b"\x04" + struct.pack("<i", value)
-
-
-def _uint32(value: int) -> bytes:
-    return b"\xfc" + struct.pack("<I", value)
-
-
 def _write_map(node: Leaf | Split | None) -> bytes:
     if node is None:
-        return _tok("NULL")
+        return kb.token("NULL")
     if isinstance(node, Leaf):
-        return _tok("CE") + _int32(node.pdf)
-    values = sorted(node.yes_set)
-    return (_tok("SE") + _int32(node.key) + b"\x04" + struct.pack(f"<i{len(values)}i",
-                                                                 len(values), *values)
-            + _tok("{") + _write_map(node.yes) + _write_map(node.no) + _tok("}"))
+        return kb.token("CE") + kb.int32(node.pdf)
+    return (kb.token("SE") + kb.int32(node.key) + kb.int32_vector(sorted(node.yes_set))
+            + kb.token("{") + _write_map(node.yes) + _write_map(node.no) + kb.token("}"))
 
 
 def _write_table(key: int, children: Sequence[bytes | None]) -> bytes:
-    return (_tok("TE") + _int32(key) + _uint32(len(children)) + _tok("(")
-            + b"".join(_tok("NULL") if c is None else c for c in children) + _tok(")"))
+    return (kb.token("TE") + kb.int32(key) + kb.uint32(len(children)) + kb.token("(")
+            + b"".join(kb.token("NULL") if c is None else c for c in children) + kb.token(")"))
 
 
 @dataclass
@@ -191,8 +178,8 @@ class DecisionTree:
         per_phone: list[bytes | None] = [None] * (max(self.roots) + 1)
         for phone, classes in self.roots.items():
             per_phone[phone] = _write_table(PDF_CLASS, [_write_map(n) for n in classes])
-        return (_tok("ContextDependency") + _int32(3) + _int32(1) + _tok("ToPdf")
-                + _write_table(CENTRE, per_phone) + _tok("EndContextDependency"))
+        return (kb.token("ContextDependency") + kb.int32(3) + kb.int32(1) + kb.token("ToPdf")
+                + _write_table(CENTRE, per_phone) + kb.token("EndContextDependency"))
 
     def context_dependency(self) -> khg.ContextDependency:
         """The tree as a kaldi-hmm-gmm ContextDependency (through its pickle hook)."""

@@ -8,8 +8,9 @@ Features (13 MFCC without energy, per-speaker mean normalisation, deltas and dou
 are computed once per data dir and cached as ``<out>/feats_<set>.{ark,scp}`` (a cache in the
 ``--ali_from`` dir is reused). Writes to ``--out``:
 
-* ``final.npz``: the model (topology, tree, transitions, Gaussians; no pickle), ``tree``: the
-  tree in Kaldi's binary format, ``num_pdfs``: the number of pdfs (MLP outputs);
+* ``final.npz``: the model (topology, tree, transitions, Gaussians; no pickle); ``final.mdl``
+  and ``tree``: the same model and tree in Kaldi's binary formats (for Kaldi's own programs);
+  ``num_pdfs``: the number of pdfs (MLP outputs);
 * ``ali.ark`` / ``pdf_ali.ark``: transition-id and pdf-id alignments of the training data with
   the final model, as Kaldi int32-vector archives; for each ``--align_data`` set ``<set>``,
   ``ali_<set>.ark`` and ``pdf_ali_<set>.ark``; utterances that failed to align are listed in
