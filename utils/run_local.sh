@@ -11,7 +11,7 @@
 # shell syntax passed as separate (quoted) words works: ... foo.JOB.log a JOB '|' b '>' out.JOB
 # Arguments with whitespace are quoted, unless the command is a single argument: that is taken
 # as a whole command line ('a JOB | b').  The command runs under bash -o pipefail.
-# --partition/--gpus/--mem/--time (utils/run_slurm.sh's options) are accepted and ignored,
+# --partition/--gpu/--gpus/--mem/--time (utils/run_slurm.sh's options) are accepted and ignored,
 # so recipes can switch between the two through one $cmd variable.
 set -euo pipefail
 
@@ -25,7 +25,7 @@ while [[ $# -gt 0 && $1 == --* ]]; do
   [ $# -ge 2 ] || usage
   case $1 in
     --nj-parallel) max_parallel=$2 ;;
-    --partition|--gpus|--mem|--time) ;;
+    --partition|--gpu|--gpus|--mem|--time) ;;
     *) echo "run_local.sh: unknown option $1" >&2; exit 1 ;;
   esac
   shift 2

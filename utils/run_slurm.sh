@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Usage: utils/run_slurm.sh [--partition P] [--gpus N] [--mem M] [--time T] [--nj-parallel N]
+# Usage: utils/run_slurm.sh [--partition P] [--gpu N] [--mem M] [--time T] [--nj-parallel N]
 #                           [JOB=1:N] <log-file> <command...>
 #
 # utils/run_local.sh's interface and logs on a Slurm cluster: submits one job array
@@ -8,7 +8,9 @@
 # Each task writes its log with the same header and "# Ended (code C) ..." footer as
 # run_local.sh; Slurm's own output goes to <log-dir>/q/<name>.<task>.out.  Waits for the
 # array and exits 1 naming the logs of the tasks that failed (or never ran).
-# --gpus N asks for --gres=gpu:N per task; --mem and --time go to sbatch as they are.
+# --gpu N (Kaldi's slurm.pl spelling; --gpus is the same) asks for --gres=gpu:N per task, the
+# last one given counting (so a recipe's --gpu overrides one in cmd.sh); --mem and --time go to
+# sbatch as they are: size them to the nodes (sbatch refuses a --mem above a node's RealMemory).
 # Command words are pasted together as by run_local.sh.
 set -euo pipefail
 
@@ -19,11 +21,12 @@ usage() {
 
 sbatch_opts=()
 throttle=
+gpus=0
 while [[ $# -gt 0 && $1 == --* ]]; do
   [ $# -ge 2 ] || usage
   case $1 in
     --partition) sbatch_opts+=("--partition=$2") ;;
-    --gpus) if [ "$2" != 0 ]; then sbatch_opts+=("--gres=gpu:$2"); fi ;;
+    --gpu|--gpus) gpus=$2 ;;
     --mem) sbatch_opts+=("--mem=$2") ;;
     --time) sbatch_opts+=("--time=$2") ;;
     --nj-parallel) throttle=%$2 ;;
@@ -31,6 +34,11 @@ while [[ $# -gt 0 && $1 == --* ]]; do
   esac
   shift 2
 done
+if ! [[ $gpus =~ ^[0-9]+$ ]]; then
+  echo "run_slurm.sh: --gpu must be a number of GPUs, got '$gpus'" >&2
+  exit 1
+fi
+if ((10#$gpus > 0)); then sbatch_opts+=("--gres=gpu:$((10#$gpus))"); fi
 
 prog=run_slurm.sh
 # shellcheck source=utils/lib/job_spec.sh
