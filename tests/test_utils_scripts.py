@@ -611,6 +611,21 @@ def test_run_slurm_submission_failure(tmp_path, slurm_env):
             f"{tmp_path}/l.1.log {tmp_path}/l.2.log") in proc.stderr
 
 
+def test_cmd_sh_backends():
+    """egs/TEMPLATE/cmd.sh: local jobs by default; PASE_CMD_BACKEND=slurm sends them to
+    run_slurm.sh with the requests of PASE_SLURM_CPU_OPTS / PASE_SLURM_GPU_OPTS (or its defaults)."""
+    show = ["bash", "-c", f'set -eu; . {REPO}/egs/TEMPLATE/cmd.sh; echo "$train_cmd|$cuda_cmd"']
+    clean = {k: v for k, v in ENV.items() if not k.startswith("PASE_SLURM_") and k != "PASE_CMD_BACKEND"}
+    assert run(show, env=clean).stdout == "utils/run_local.sh|utils/run_local.sh\n"
+    assert run(show, env=dict(clean, PASE_CMD_BACKEND="slurm")).stdout == (
+        "utils/run_slurm.sh --mem 4G --time 4:00:00|utils/run_slurm.sh --mem 16G --time 72:00:00\n")
+    assert run(show, env=dict(clean, PASE_CMD_BACKEND="slurm", PASE_SLURM_CPU_OPTS="--mem 1G",
+                              PASE_SLURM_GPU_OPTS="--partition gpu --mem 2G")).stdout == (
+        "utils/run_slurm.sh --mem 1G|utils/run_slurm.sh --partition gpu --mem 2G\n")
+    proc = run(show, env=dict(clean, PASE_CMD_BACKEND="sge"), check_rc=1)
+    assert proc.stderr.strip() == "cmd.sh: unknown cmd_backend 'sge' (local or slurm)"
+
+
 def test_make_absolute(tmp_path):
     (tmp_path / "real").mkdir()
     link = tmp_path / "link"

@@ -118,15 +118,33 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
         else
             procs=${nproc}; what="${nproc} CPU process(es)"
         fi
+        run_cmd=${cuda_cmd}; train_log=${exp}/log/train.log; where=""
+        rdzv="--rdzv_endpoint ${master_addr}:29400"
+        if [ -n "${SLURM_JOB_ID:-}" ] && [ "${SLURM_NNODES:-1}" -gt 1 ]; then
+            # A task of a multi-node allocation (srun ./run.sh, see cmd.sh): torchrun runs here, as
+            # a job submitted from inside the allocation would wait for the nodes it holds, and the
+            # rendezvous comes from Slurm: its nodes, the first one's address, the job id.
+            [ "${SLURM_NTASKS:-1}" = "${SLURM_NNODES}" ] \
+                || die "multi-node training needs one task per node (srun --ntasks-per-node 1), got ${SLURM_NTASKS} tasks on ${SLURM_NNODES} nodes"
+            num_nodes=${SLURM_NNODES}
+            first=$(scontrol show hostnames "${SLURM_JOB_NODELIST}" | head -n 1)
+            master_addr=$(scontrol show node "${first}" | sed -n 's/.*NodeAddr=\([^ ]*\).*/\1/p')
+            master_addr=${master_addr:-${first}}
+            port=$((29400 + SLURM_JOB_ID % 1000))  # two jobs starting on one node get two ports
+            is_host=0; [ "${SLURM_NODEID}" = 0 ] && is_host=1
+            rdzv="--rdzv_endpoint ${master_addr}:${port} --rdzv_id ${SLURM_JOB_ID} --rdzv_conf is_host=${is_host}"
+            run_cmd=utils/run_local.sh; train_log=${exp}/log/train.node${SLURM_NODEID}.log
+            where=", Slurm job ${SLURM_JOB_ID} node ${SLURM_NODEID} (${SLURMD_NODENAME:-$(hostname)}), rendezvous ${master_addr}:${port}"
+        fi
         if [ "${procs}" -gt 1 ] || [ "${num_nodes}" -gt 1 ]; then
             launcher="python -m torch.distributed.run --nnodes ${num_nodes} --nproc_per_node ${procs}"
-            launcher+=" --rdzv_backend c10d --rdzv_endpoint ${master_addr}:29400 -m pase.bin.train"
+            launcher+=" --rdzv_backend c10d ${rdzv} -m pase.bin.train"
         else
             launcher="pase-train"
         fi
-        log "stage 4: training ${exp} (${what} x ${num_nodes} node(s)); resumes when interrupted"
+        log "stage 4: training ${exp} (${what} x ${num_nodes} node(s)${where}); resumes when interrupted"
         # shellcheck disable=SC2086
-        ${cuda_cmd} --gpus "${ngpu}" "${exp}/log/train.log" ${launcher} --config "${train_config}" \
+        ${run_cmd} --gpu "${ngpu}" "${train_log}" ${launcher} --config "${train_config}" \
             --train_data data/pase_train --valid_data data/pase_valid --do_eval \
             --fe_cfg "${fe_cfg}" --net_cfg "${net_cfg}" --stats "${exp}/stats.json" \
             --save_path "${exp}" --ngpu "$(( ngpu > 0 ? 1 : 0 ))" --no_progress ${dtrans_opt} ${train_args}
