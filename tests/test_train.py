@@ -244,3 +244,18 @@ def test_training_with_distortions(tiny_corpus, cfg_files, stats_file, tmp_path)
     g = torch.Generator().manual_seed(0)
     out = trainer.model.distort(batch["chunk"], g)
     assert out.shape == batch["chunk"].shape and not torch.equal(out, batch["chunk"])
+
+
+def test_best_epoch_rule_shared_by_asr_and_cls():
+    from torch import nn
+    from pase.train.schedule import BestEpoch
+    model, best = nn.Linear(2, 1), BestEpoch()
+    kept = []
+    for err in (0.5, 0.3, 0.3, float("nan"), 0.4):
+        with torch.no_grad():
+            model.weight.add_(1.0)
+        if best.update(err, model):
+            kept.append(model.weight.detach().clone())
+    assert len(kept) == 3 and best.err == 0.3  # the tie at 0.3 replaced the first 0.3; NaN and 0.4 did not
+    best.restore(model)
+    assert torch.equal(model.weight, kept[-1])

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from pase.errors import PaseError
-from pase.train.schedule import newbob_factor
+from pase.train.schedule import BestEpoch, newbob_factor
 
 log = logging.getLogger(__name__)
 
@@ -165,13 +165,11 @@ class NewbobSchedule:
     def __init__(self, opts: MlpOptions, optimizer: torch.optim.Optimizer) -> None:
         self.opts, self.optimizer = opts, optimizer
         self.lr = opts.lr
-        self.best, self.prev = math.inf, None
-        self.best_state: dict[str, torch.Tensor] | None = None
+        self.prev: float | None = None
+        self.best = BestEpoch()
 
     def update(self, err: float, model: nn.Module) -> None:
-        if err < self.best:
-            self.best = err
-            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        self.best.update(err, model)
         self.lr *= newbob_factor(self.prev, err, halving_factor=self.opts.halving_factor,
                                  threshold=self.opts.improvement_threshold)
         for group in self.optimizer.param_groups:
@@ -179,8 +177,7 @@ class NewbobSchedule:
         self.prev = err
 
     def restore_best(self, model: nn.Module) -> None:
-        if self.best_state is not None:
-            model.load_state_dict(self.best_state)
+        self.best.restore(model)
 
 
 def train_mlp(train: FrameSet, dev: FrameSet, num_pdfs: int, opts: MlpOptions,

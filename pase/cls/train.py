@@ -9,9 +9,7 @@ from generators seeded by `seed`, so a run repeats exactly on the same device an
 """
 from __future__ import annotations
 
-import copy
 import logging
-import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -21,7 +19,7 @@ import torch.nn.functional as F
 
 from pase.cls.model import ClassifierHead, FinetuneClassifier
 from pase.io import Utterance, check_waveform, read_audio
-from pase.train.schedule import newbob_factor
+from pase.train.schedule import BestEpoch, newbob_factor
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +59,7 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: Calla
     """
     optimizers = [optimizer, *also]
     history: list[dict] = []
-    best, prev, best_state = math.inf, None, None
+    best, prev = BestEpoch(), None
     for epoch in range(opts.epochs):
         model.train()
         loss_sum, errors, rows = 0.0, 0, 0
@@ -85,9 +83,8 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: Calla
         err = dev_error()
         lr = optimizer.param_groups[0]["lr"]
         record = {"epoch": epoch, "lr": lr, "train_loss": loss_sum / rows, "train_err": errors / rows,
-                  "dev_err": err, "best": err <= best}
-        if err <= best:
-            best, best_state = err, copy.deepcopy(model.state_dict())
+                  "dev_err": err, "best": best.update(err, model)}
+        if record["best"]:
             on_best(model)
         factor = newbob_factor(prev, err, halving_factor=opts.halving_factor, threshold=opts.improvement_threshold)
         for group in optimizer.param_groups:
@@ -96,8 +93,7 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: Calla
         history.append(record)
         log.info("epoch %d: lr %.3g, train loss %.4f, train err %.4f, dev err %.4f%s", epoch, lr,
                  record["train_loss"], record["train_err"], err, " (best)" if record["best"] else "")
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    best.restore(model)
     model.eval()
     return history
 

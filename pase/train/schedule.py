@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import math
 
+import torch
+from torch import nn
+
 LR_MODES = ("poly", "step", "cos", "constant")
 
 
@@ -58,3 +61,25 @@ def newbob_factor(prev_err: float | None, err: float, *, halving_factor: float, 
         return 1.0
     improved = prev_err > 0 and math.isfinite(err) and (prev_err - err) / prev_err >= threshold
     return 1.0 if improved else halving_factor
+
+
+class BestEpoch:
+    """The weights of the epoch with the lowest dev error so far, one rule for the asr and cls
+    trainers: an epoch with an error equal to the best replaces it (it trained longer on the
+    same data; small dev sets tie often), a non-finite error never does."""
+
+    def __init__(self) -> None:
+        self.err = math.inf
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def update(self, err: float, model: nn.Module) -> bool:
+        """Keep `model`'s weights if `err` is the best so far; returns whether it was."""
+        if not (math.isfinite(err) and err <= self.err):
+            return False
+        self.err = err
+        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        return True
+
+    def restore(self, model: nn.Module) -> None:
+        if self.state is not None:
+            model.load_state_dict(self.state)
