@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Utterance classification template (speaker id, emotion, language, keywords) on frozen or
-# fine-tuned PASE/PASE+, or on MFCC / fbank baselines; shared by every egs/<task>/cls1 recipe.
+# fine-tuned PASE/PASE+ (frozen: its features, or its layers mixed by weights learnt with the
+# classifier), or on MFCC / fbank baselines; shared by every egs/<task>/cls1 recipe.
 # A recipe provides local/data.sh (corpus -> data/<data_set> with utt2label), conf/ and a run.sh,
 # and optionally local/download.sh (gets the corpus: downloads, synthesises or checks it).
 #
@@ -14,13 +15,14 @@
 #   4  classifier training (frame MLP or statistics pooling)             exp/<tag>/model.pt, history.json
 #   5  evaluation: sentence decisions of every eval set                  exp/<tag>/decode_<s>/utt2pred
 #   6  report: accuracy, per-class scores, confusion matrices            exp/<tag>/RESULTS.md, decode_<s>/confusion.png
+#      (and the learnt layer weights with --freeze_encoder true)
 set -euo pipefail
 
 . utils/lib/recipe.sh
 
 stage=0
 stop_stage=6
-tag=""                           # experiment name: exp/<tag> (default: <feats_type>_<cls_config name>[_<pooling>][_ft])
+tag=""                           # experiment name: exp/<tag> (default: <feats_type>_<cls_config name>[_<pooling>][_ft|_frozen_<layers>])
 data_set=all                     # data dir (made by local/data.sh, with utt2label) to split
 download_opts=""                 # options passed to local/download.sh (stage 0)
 mirror=""                        # corpus mirror URL, passed to local/download.sh as --mirror ("": its default)
@@ -40,6 +42,8 @@ nj=2                             # feature extraction jobs (pase)
 cls_config=conf/cls.yaml         # pase-cls-train options (YAML); the flags below add to / override it
 pooling=""                       # frame: the original's frame MLP; stats: mean+std pooling ("": cls_config's)
 finetune=false                   # true: train the encoder with the classifier, from waveforms
+freeze_encoder=false             # true: a frozen encoder reads the waveforms, its encoder_layers mixed by learnt weights
+encoder_layers=all               # with freeze_encoder=true: final, all, or layer indices/names (as pase-extract --layers)
 cls_args=""                      # extra pase-cls-train arguments
 ngpu=0                           # 0: CPU; 1: train and score on a GPU
 help_message="Usage: $0 [--stage N] [--stop_stage M] [--data_set S] [--feats_type pase|mfcc|fbank] [--fe_ckpt C] ..."
@@ -59,8 +63,13 @@ case ${pooling} in frame|stats) ;; *) die "--pooling must be frame or stats, got
 [ -n "${feats_config}" ] || feats_config=conf/${feats_type}.yaml
 if [ -z "${tag}" ]; then
     tag=${feats_type}_$(basename "${cls_config}" .yaml)${given_pooling:+_${given_pooling}}; if ${finetune}; then tag+=_ft; fi
+    if ${freeze_encoder}; then tag+=_frozen_${encoder_layers//,/_}; fi
 fi
 if ${finetune} && [ "${feats_type}" != pase ]; then die "--finetune true fine-tunes a PASE encoder: needs --feats_type pase"; fi
+if ${freeze_encoder} && [ "${feats_type}" != pase ]; then die "--freeze_encoder true reads a PASE encoder: needs --feats_type pase"; fi
+if ${finetune} && ${freeze_encoder}; then die "--finetune true trains the encoder, --freeze_encoder true keeps it fixed: give one"; fi
+waveforms=false                  # the classifier reads waveforms through the encoder (no stage 3 features)
+if ${finetune} || ${freeze_encoder}; then waveforms=true; fi
 exp=exp/${tag}
 lists=data/${data_set}_lists
 mkdir -p "${exp}/log" data/log
@@ -129,8 +138,8 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
 fi
 
 if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
-    if ${finetune}; then
-        log "stage 3: fine-tuning reads waveforms, no features to make, skipping"
+    if ${waveforms}; then
+        log "stage 3: the classifier reads waveforms through the encoder, no features to make, skipping"
     else
         if [ "${feats_type}" = pase ]; then
             ckpt=$(encoder_ckpt); inputs="${ckpt} ${fe_cfg}"; feats_opts="--fe_cfg ${fe_cfg} --fe_ckpt ${ckpt} ${extract_args}"
@@ -160,22 +169,26 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
     fi
 fi
 
-# What the classifier reads: feature data dirs, or the waveform data dirs when fine-tuning.
-set_dir() { if ${finetune}; then echo "data/${data_set}_$1"; else echo "data/${data_set}_$1_${feats_type}"; fi; }
-set_input() { if ${finetune}; then echo "$(set_dir "$1")/wav.scp"; else echo "$(set_dir "$1")/feats.scp"; fi; }
+# What the classifier reads: feature data dirs, or the waveform data dirs through the encoder.
+set_dir() { if ${waveforms}; then echo "data/${data_set}_$1"; else echo "data/${data_set}_$1_${feats_type}"; fi; }
+set_input() { if ${waveforms}; then echo "$(set_dir "$1")/wav.scp"; else echo "$(set_dir "$1")/feats.scp"; fi; }
 
 if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
     for s in train dev; do [ -f "$(set_input ${s})" ] || die "$(set_input ${s}) not found: run stages 2-3 first"; done
-    ft_opts=""
-    if ${finetune}; then ft_opts="--finetune --fe_cfg ${fe_cfg} --fe_ckpt $(encoder_ckpt)"; fi
+    ft_opts=""; mode=""
+    if ${finetune}; then ft_opts="--finetune --fe_cfg ${fe_cfg} --fe_ckpt $(encoder_ckpt)"; mode=", fine-tuning"; fi
+    if ${freeze_encoder}; then
+        ft_opts="--freeze_encoder --encoder_layers ${encoder_layers} --fe_cfg ${fe_cfg} --fe_ckpt $(encoder_ckpt)"
+        mode=", frozen encoder, layers ${encoder_layers}"
+    fi
     setting="${cls_config} ${pooling} ${ft_opts} ${cls_args}"
     if fresh "${exp}/.train.done" "$(set_input train)" "$(set_input dev)" "${cls_config}" "${lists}/classes" \
             && [ "$(cat "${exp}/.train.done")" = "${setting}" ]; then
         log "stage 4: training is complete, skipping"
     else
-        log "stage 4: training ${exp} on $(set_dir train) (${pooling} classifier${ft_opts:+, fine-tuning}) on ${device}"
+        log "stage 4: training ${exp} on $(set_dir train) (${pooling} classifier${mode}) on ${device}"
         # shellcheck disable=SC2086
-        ${cuda_cmd} --gpus "${ngpu}" "${exp}/log/train.log" pase-cls-train --config "${cls_config}" \
+        ${cuda_cmd} --gpu "${ngpu}" "${exp}/log/train.log" pase-cls-train --config "${cls_config}" \
             --train "$(set_dir train)" --dev "$(set_dir dev)" --classes "${lists}/classes" --out "${exp}" \
             --pooling "${pooling}" --device "${device}" ${ft_opts} ${cls_args}
         echo "${setting}" > "${exp}/.train.done"
@@ -191,7 +204,7 @@ if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
             continue
         fi
         log "stage 5: scoring $(set_dir "${s}") -> ${exp}/decode_${s}"
-        ${cuda_cmd} --gpus "${ngpu}" "${exp}/log/score_${s}.log" pase-cls-eval score "${exp}/model.pt" \
+        ${cuda_cmd} --gpu "${ngpu}" "${exp}/log/score_${s}.log" pase-cls-eval score "${exp}/model.pt" \
             "$(set_dir "${s}")" "${exp}/decode_${s}" --device "${device}"
     done
 fi
@@ -202,9 +215,11 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
         [ -f "${exp}/decode_${s}/utt2pred" ] || die "${exp}/decode_${s}/utt2pred not found: run stage 5 first"
         decodes+=" ${exp}/decode_${s}"
     done
+    report_opts=""
+    if [ -f "${exp}/layer_weights" ]; then report_opts="--layer_weights ${exp}/layer_weights"; fi
     log "stage 6: report"
     # shellcheck disable=SC2086
-    pase-cls-eval report ${decodes} --results "${exp}/RESULTS.md" \
+    pase-cls-eval report ${decodes} --results "${exp}/RESULTS.md" ${report_opts} \
         --title "${tag} on ${data_set}" > "${exp}/log/report.log" 2>&1 || die "report failed (see ${exp}/log/report.log)"
     grep -i "warning" "${exp}/log/report.log" >&2 || true
     log "results: ${exp}/RESULTS.md"
