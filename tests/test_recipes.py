@@ -96,6 +96,9 @@ def test_librispeech_sets_follow_the_corpus(librispeech, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert DataDir.load(recipe / "data/train_clean_5").utt2spk and DataDir.load(recipe / "data/dev_clean_2").utt2spk
     assert len(DataDir.load(recipe / "data/pase_train")) + len(DataDir.load(recipe / "data/pase_valid")) == 8
+    # 0.1 of 8 speakers is raised to --nj (4) on each side, so utils/split_data.sh 4 takes both.
+    for part in ("pase_train", "pase_valid"):
+        assert len(set(DataDir.load(recipe / "data" / part).utt2spk.values())) == 4
     proc = subprocess.run(["./run.sh", "--help"], cwd=recipe, env=dict(env, LIBRISPEECH=str(tmp_path / "real")),
                           capture_output=True, text=True)
     assert "--train-set train_clean_100\n" in proc.stdout and "--dump-sets train_clean_100\\ dev_clean\n" in proc.stdout

@@ -38,7 +38,7 @@ ngpu=0                           # GPUs per node for training (0: CPU; >1: torch
 nproc=1                          # CPU training processes per node when ngpu=0 (>1: torchrun DDP over gloo)
 num_nodes=1                      # nodes for training (>1: torchrun rendezvous, see cmd.sh)
 master_addr=localhost            # rendezvous host for multi-node training
-nj=4                             # feature extraction jobs
+nj=4                             # feature extraction jobs; also the fewest speakers (at least 2) each side of the stage-2 split keeps, so utils/split_data.sh NJ works on both
 extract_args=""                  # extra pase-extract arguments (e.g. --peak_norm --bf16)
 probe_set=pase_valid             # data dir (utt2spk) of the speaker probe in stage 6 (default: held-out speakers; "": skip)
 probe_args="--few 5 --test_per_class 5 --test_snr clean 5"  # pase-probe options
@@ -88,7 +88,8 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
     else
         log "stage 2: splitting data/${train_set} into data/pase_train and data/pase_valid (${valid_fraction} of the speakers)"
         pase-split-data "data/${train_set}" data/pase_train data/pase_valid \
-            --valid_fraction "${valid_fraction}" > data/log/split.log 2>&1 || die "split failed (see data/log/split.log)"
+            --valid_fraction "${valid_fraction}" --min_speakers "$(( nj > 2 ? nj : 2 ))" \
+            > data/log/split.log 2>&1 || die "split failed (see data/log/split.log)"
         touch data/pase_train/.done
     fi
 fi
