@@ -44,7 +44,8 @@ def recipe(slurm, tmp_path_factory):
     make_librispeech(root / "egs/demo/work/corpora/librispeech",
                      subsets={"train-clean-5": (4, 3), "dev-clean-2": (2, 2)}, seed=1)
     rdir = root / "egs/librispeech/pase1"
-    proc = subprocess.run(["./run.sh", "--stage", "1", "--stop_stage", "2"], cwd=rdir, env=env,
+    # 4 speakers: --nj 2 keeps two on each side of the held-out-speaker split
+    proc = subprocess.run(["./run.sh", "--stage", "1", "--stop_stage", "2", "--nj", "2"], cwd=rdir, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     env = dict(env, SLURM_CONF=slurm.env["SLURM_CONF"], PASE_CMD_BACKEND="slurm",

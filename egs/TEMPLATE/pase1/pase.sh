@@ -89,7 +89,7 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
         log "stage 2: splitting data/${train_set} into data/pase_train and data/pase_valid (${valid_fraction} of the speakers)"
         pase-split-data "data/${train_set}" data/pase_train data/pase_valid \
             --valid_fraction "${valid_fraction}" --min_speakers "$(( nj > 2 ? nj : 2 ))" \
-            > data/log/split.log 2>&1 || die "split failed (see data/log/split.log)"
+            > data/log/split.log 2>&1 || die "split failed: $(tail -n 1 data/log/split.log) (the recipe asks for max(--nj, 2) = $(( nj > 2 ? nj : 2 )) per side: run with a lower --nj; log: data/log/split.log)"
         touch data/pase_train/.done
     fi
 fi
