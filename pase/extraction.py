@@ -25,6 +25,7 @@ from pase.io import AudioError, DataDir, Utterance, audio_info, check_waveform, 
 from pase.models.batchnorm import reestimate_batchnorm
 from pase.models.featurizer import layer_names, select_layers
 from pase.models.frontend import WaveFe
+from pase.models.precision import warn_if_bf16_emulated
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,8 @@ class FeatureExtractor:
     def __init__(self, encoder: WaveFe, options: ExtractOptions, layers: str = "final") -> None:
         self.encoder = encoder.eval().to(options.device)
         self.opts = options
+        if options.bf16:
+            warn_if_bf16_emulated(options.device, "--bf16")
         self.sample_rate = encoder.sample_rate
         names = layer_names(encoder)
         chosen = list(dict.fromkeys(select_layers(layers, names)))

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 import yaml
 
 from conftest import TINY_FE, make_data_dir, tiny_workers
@@ -45,7 +46,23 @@ def one_line_error(monkeypatch, capsys, cli, argv: list[str]) -> str:
 def test_fp16_on_cpu(setup, tmp_path, monkeypatch, capsys):
     _, _, args = setup
     line = one_line_error(monkeypatch, capsys, train.cli, [*args, "--save_path", str(tmp_path), "--amp", "fp16"])
-    assert "--amp fp16 needs a GPU" in line and "--amp bf16" in line
+    # the advice follows the CPU: bf16 where it is native, none where it would be emulated
+    native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    assert "--amp fp16 needs a GPU" in line and f"--amp {'bf16' if native else 'none'} on this CPU" in line
+
+
+def test_emulated_bf16_warns_once_naming_the_option(caplog):
+    """--amp bf16 / --bf16 on a CPU without native bfloat16 (AVX2-only: ~20x slower than fp32)
+    warns, naming the option; with native kernels, and on a GPU, nothing is said."""
+    from pase.models.precision import bf16_native, warn_if_bf16_emulated
+    native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    assert bf16_native("cpu") == native and bf16_native("cuda")
+    with caplog.at_level("WARNING", logger="pase.models.precision"):
+        warn_if_bf16_emulated("cpu", "--amp bf16")
+        warn_if_bf16_emulated("cuda:0", "--bf16")
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == (0 if native else 1)
+    assert all(m.startswith("--amp bf16: this CPU") and "no native bfloat16" in m for m in lines)
 
 
 def test_truncated_state_and_missing_train_yaml(setup, tmp_path, monkeypatch, capsys):

@@ -27,6 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from pase.data import EpochSampler
 from pase.errors import PaseError
+from pase.models.precision import bf16_native, warn_if_bf16_emulated
 from pase.train.model import PaseModel
 from pase.train.schedule import fe_factor, lr_factor
 
@@ -196,7 +197,10 @@ class Trainer:
             if value not in allowed:
                 raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
         if opts.amp == "fp16" and device.type != "cuda":
-            raise TrainingError(f"--amp fp16 needs a GPU (device {device}); use --amp bf16 on the CPU")
+            raise TrainingError(f"--amp fp16 needs a GPU (device {device}); use --amp "
+                                f"{'bf16' if bf16_native(device) else 'none'} on this CPU")
+        if opts.amp == "bf16":
+            warn_if_bf16_emulated(device, "--amp bf16")
         for name, value, ok in (("accum_grad", opts.accum_grad, opts.accum_grad >= 1),
                                 ("keep_states", opts.keep_states, opts.keep_states >= 1),
                                 ("ema_decay", opts.ema_decay, 0.0 <= opts.ema_decay < 1.0)):
