@@ -75,3 +75,18 @@ def make_data_dir(root: Path, speakers: int = 3, utts: int = 3, seconds=(1.0, 2.
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory) -> Path:
     return make_data_dir(tmp_path_factory.mktemp("tiny_corpus"))
+
+
+def small_timit(root: Path):
+    """A small synthetic TIMIT prepared under `root` (6/2/2 speakers x 4 utterances): its phone
+    lang, the train data dir and the train texts as word-id sequences (the GMM tests' setup)."""
+    from pase.asr.lang import make_lang
+    from pase.io import DataDir
+    from pase.prep.timit import prepare_timit, standard_phone_map
+    from pase.synth.timit import make_timit
+    make_timit(root, n_train_speakers=6, n_dev_speakers=2, n_test_speakers=2, utts_per_speaker=4,
+               seed=0, jobs=1)
+    prepare_timit(root / "TIMIT", root / "data", allow_missing_speakers=True)
+    lang = make_lang(sorted({p for p in standard_phone_map()[0].values() if p}), root / "lang")
+    train = DataDir.load(root / "data" / "train")
+    return lang, train, {u: lang.word_seq_ids(t.split()) for u, t in train.text.items()}

@@ -16,34 +16,28 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import small_timit
 from pase.asr.decode import Decoder
 from pase.asr.features import mfcc_cmvn_deltas, read_feats, write_feats
 from pase.asr.gmm import GmmSystem
 from pase.asr.gmm_train import train_mono
 from pase.asr.graph import load_hclg
 from pase.asr.kaldi_model import read_model
-from pase.asr.lang import Lang, make_G, make_lang, train_bigram_arpa
+from pase.asr.lang import Lang, make_G, train_bigram_arpa
 from pase.asr.mlp import FrameSet, HybridMLP, MlpOptions, log_priors, scaled_loglikes
 from pase.asr.model_io import save_hybrid_model
 from pase.asr.score import parse_lmwt, per, results_line, sweep
 from pase.bin import decode
 from pase.errors import PaseError
 from pase.io import DataDir, read_kaldi_map
-from pase.prep.timit import prepare_timit, standard_phone_map
-from pase.synth.timit import make_timit
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory) -> dict[str, Path]:
     """A briefly trained monophone GMM dir, a bigram test lang and the test set."""
     root = tmp_path_factory.mktemp("decode_dir")
-    make_timit(root, n_train_speakers=6, n_dev_speakers=2, n_test_speakers=2, utts_per_speaker=4,
-               seed=0, jobs=1)
-    prepare_timit(root / "TIMIT", root / "data", allow_missing_speakers=True)
-    lang = make_lang(sorted({p for p in standard_phone_map()[0].values() if p}), root / "lang")
-    train = DataDir.load(root / "data" / "train")
+    lang, train, texts = small_timit(root)
     make_G(lang, train_bigram_arpa([t.split() for t in train.text.values()]), root / "lang_test")
-    texts = {u: lang.word_seq_ids(t.split()) for u, t in train.text.items()}
     mono = train_mono(mfcc_cmvn_deltas(train), texts, lang, num_iters=4, max_iter_inc=2,
                       tot_gauss=150, realign_iters=(1, 2))
     (root / "mono").mkdir()

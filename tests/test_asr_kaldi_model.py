@@ -10,28 +10,20 @@ import kaldi_native_io
 import numpy as np
 import pytest
 
+from conftest import small_timit
 from pase.asr import kaldi_binary as kb
 from pase.asr.features import mfcc_cmvn_deltas
 from pase.asr.gmm import GmmSystem, context_dependency_bytes, diag_gmm, read_topology
 from pase.asr.gmm_train import train_mono, train_tri
 from pase.asr.kaldi_model import model_file, read_model, read_tree, write_model
-from pase.asr.lang import make_lang
 from pase.errors import PaseError
-from pase.io import DataDir
-from pase.prep.timit import prepare_timit, standard_phone_map
-from pase.synth.timit import make_timit
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> dict[str, object]:
     """Briefly trained monophone and triphone systems (a real tree, mixtures) and features."""
     root = tmp_path_factory.mktemp("kaldi_model")
-    make_timit(root, n_train_speakers=6, n_dev_speakers=2, n_test_speakers=2, utts_per_speaker=4,
-               seed=0, jobs=1)
-    prepare_timit(root / "TIMIT", root / "data", allow_missing_speakers=True)
-    lang = make_lang(sorted({p for p in standard_phone_map()[0].values() if p}), root / "lang")
-    train = DataDir.load(root / "data" / "train")
-    texts = {u: lang.word_seq_ids(t.split()) for u, t in train.text.items()}
+    lang, train, texts = small_timit(root)
     feats = mfcc_cmvn_deltas(train)
     mono = train_mono(feats, texts, lang, num_iters=4, max_iter_inc=2, tot_gauss=150,
                       realign_iters=(1, 2))
