@@ -152,6 +152,19 @@ def test_unreadable_newest_state_falls_back(setup, tmp_path, caplog):
         train_main(args[:-1] + ["3"])
 
 
+def test_a_new_state_outlives_skipped_newer_ones(setup, tmp_path):
+    """After resuming past an unreadable newer state, the next mid-epoch save removes that one
+    rather than itself (pruning keeps the newest --keep_states by step number)."""
+    trainer = Trainer(no_norm_model(setup), TrainOptions(keep_states=1, tensorboard=False, progress=False),
+                      tmp_path, torch.device("cpu"))
+    (tmp_path / "states").mkdir()
+    (tmp_path / "states" / "state_s100.pt").write_bytes(b"truncated")
+    trainer.step = 5
+    path = trainer.save_state()
+    assert sorted((tmp_path / "states").iterdir()) == [path] and path.name == "state_s5.pt"
+    assert torch.load(path, weights_only=True)["step"] == 5
+
+
 def no_norm_model(setup) -> PaseModel:
     """The regression workers on an encoder without BatchNorm or dropout: the model whose
     N-micro-batch gradient must equal the full batch's."""

@@ -281,7 +281,9 @@ class Trainer:
 
     def _read_state(self, path: Path) -> dict[str, Any]:
         try:
-            state = torch.load(path, map_location=self.device, weights_only=True)
+            # on the CPU: the RNG states must stay CPU ByteTensors (set_rng_state refuses CUDA
+            # ones); load_state_dict copies weights and optimiser moments to their devices
+            state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:  # truncated or foreign files fail inside torch/pickle in many ways
             raise TrainingError(f"{path}: cannot be read to resume ({type(e).__name__}: {str(e).splitlines()[0]}); "
                                 "it may be truncated: use --no_continue to start over") from e
@@ -349,6 +351,11 @@ class Trainer:
         states.mkdir(parents=True, exist_ok=True)
         path = states / f"state_s{self.step}.pt"
         atomic_save(self.state_dict(), path)
+        # states newer than this step are ones resume() skipped as unreadable: they go first, so
+        # that keeping the newest keep_states by step never removes the state just written
+        for step, old in self._step_states():
+            if step > self.step:
+                old.unlink()
         for _, old in self._step_states()[self.opts.keep_states:]:
             old.unlink()
         self._saved_at = time.monotonic()
