@@ -133,7 +133,7 @@ if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ] && ! ${freeze_encoder}; the
         # shellcheck disable=SC2086
         ${train_cmd} JOB=1:"${nj}" "exp/log/extract_${feats_type}_${s}.JOB.log" pase-extract "data/${s}" \
             "dump/${feats_type}/${s}" --feats_type "${feats_type}" --nj "${nj}" --job JOB --no_progress ${feats_opts}
-        ${train_cmd} "exp/log/extract_${feats_type}_${s}.log" pase-extract "data/${s}" "dump/${feats_type}/${s}" \
+        ${train_cmd} "exp/log/merge_${feats_type}_${s}.log" pase-extract "data/${s}" "dump/${feats_type}/${s}" \
             --out_data_dir "${out}" --nj "${nj}" --merge
     done
 fi
@@ -142,16 +142,18 @@ if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
     [ -f "data/train${sfx}/${input}" ] || die "data/train${sfx}/${input} not found: run stages 1-4 first"
     [ -f exp/tri/pdf_ali_dev.ark ] || die "exp/tri/pdf_ali_dev.ark not found: run stage 3 first"
     mlp_opts=""
+    mlp_inputs=("data/train${sfx}/${input}" exp/tri/pdf_ali.ark "${mlp_config}")
     if ${freeze_encoder}; then
         [ -n "${fe_ckpt}" ] && [ -f "${fe_ckpt}" ] || die "--freeze_encoder true needs --fe_ckpt (an encoder checkpoint, e.g. FE_e199.ckpt)"
+        mlp_inputs+=("${fe_ckpt}")  # a newer encoder checkpoint retrains the MLP
         mlp_opts="--freeze_encoder --encoder_layers ${encoder_layers} --fe_cfg ${fe_cfg} --fe_ckpt ${fe_ckpt}"
     fi
-    if fresh "${mlp}/final.pt" "data/train${sfx}/${input}" exp/tri/pdf_ali.ark "${mlp_config}"; then
+    if fresh "${mlp}/final.pt" "${mlp_inputs[@]}"; then
         log "stage 5: ${mlp} is up to date, skipping"
     else
         log "stage 5: MLP acoustic model on ${feats_type}${mlp_opts:+ (frozen encoder, layers ${encoder_layers})} -> ${mlp}"
         # shellcheck disable=SC2086
-        ${cuda_cmd} "${mlp}/log.train" pase-train-mlp --train "data/train${sfx}" --dev "data/dev${sfx}" \
+        ${cuda_cmd} --gpu "${ngpu}" "${mlp}/log.train" pase-train-mlp --train "data/train${sfx}" --dev "data/dev${sfx}" \
             --gmm exp/tri --out "${mlp}" --config "${mlp_config}" --ngpu "${ngpu}" ${mlp_opts}
     fi
 fi
@@ -164,7 +166,7 @@ if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 6 ]; then
             continue
         fi
         log "stage 6: decoding data/${s}${sfx} with ${mlp}"
-        ${train_cmd} "${mlp}/log.decode_${s}" pase-decode hybrid --model "${mlp}" --gmm exp/tri \
+        ${cuda_cmd} --gpu "${ngpu}" "${mlp}/log.decode_${s}" pase-decode hybrid --model "${mlp}" --gmm exp/tri \
             --lang_test data/lang_test_bg --data "data/${s}${sfx}" --out "${mlp}/decode_${s}" \
             --acwt "${acwt}" --lmwt "${lmwt}" --ngpu "${ngpu}"
     done
