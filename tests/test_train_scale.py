@@ -264,6 +264,20 @@ def test_average_checkpoints(setup, tmp_path):
                      weights_only=True)
     ref = torch.load(save / f"FE_e{best}.ckpt", weights_only=True)
     assert all(torch.equal(one[k], ref[k]) for k in ref)
+    # a diverged (NaN) epoch is never the best
+    for r in history:
+        r["train_total"] = float("nan") if r["epoch"] == best else r["train_total"]
+    (save / "history.json").write_text(json.dumps(history))
+    second = min((r for r in history if r["epoch"] != best), key=lambda r: r["train_total"])["epoch"]
+    one = torch.load(average_main([str(save), "--best", "1", "--out_file", str(tmp_path / "b.ckpt")]),
+                     weights_only=True)
+    ref = torch.load(save / f"FE_e{second}.ckpt", weights_only=True)
+    assert all(torch.equal(one[k], ref[k]) for k in ref)
+    # the original Saver's {'step', 'state_dict', 'optimizer'} files (here with DDP's prefix) average too
+    torch.save({"step": 1, "state_dict": {f"module.{k}": v for k, v in e1.items()}, "optimizer": {}},
+               save / "FE_e1.ckpt")
+    again = torch.load(average_main([str(save), "--last", "2"]), weights_only=True)
+    assert all(torch.equal(again[k], avg[k]) for k in avg)
     with pytest.raises(AverageError, match="fewer than the 5 asked for"):
         average_main([str(save), "--last", "5"])
     with pytest.raises(AverageError, match="exactly one of"):

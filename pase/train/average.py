@@ -8,12 +8,14 @@ averaged like the weights (each is already an average over recent batches); inte
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
 import torch
 
 from pase.errors import PaseError
+from pase.models.checkpoint import CheckpointError, read_state_dict
 
 EPOCH_RE = re.compile(r"FE_(ema_)?e(\d+)\.ckpt")
 
@@ -53,9 +55,12 @@ def select_checkpoints(exp_dir: Path, *, last: int | None = None, best: int | No
     except (OSError, json.JSONDecodeError) as e:
         raise AverageError(f"{history_file}: cannot be read to rank the epochs ({e})") from e
     key = "valid_total" if all("valid_total" in r for r in history) else "train_total"
-    scores = {r["epoch"]: r[key] for r in history if key in r and r["epoch"] in ckpts}
+    # a diverged epoch (NaN or inf total) is never among the best
+    scores = {r["epoch"]: r[key] for r in history
+              if key in r and r["epoch"] in ckpts and math.isfinite(r[key])}
     if len(scores) < k:
-        raise AverageError(f"{history_file}: {len(scores)} epoch(s) with {key} and a checkpoint, fewer than {k}")
+        raise AverageError(f"{history_file}: {len(scores)} epoch(s) with a finite {key} and a checkpoint, "
+                           f"fewer than {k}")
     chosen = sorted(sorted(scores, key=lambda e: scores[e])[:k])
     return [ckpts[e] for e in chosen]
 
@@ -68,10 +73,10 @@ def average_state_dicts(paths: list[Path]) -> dict[str, torch.Tensor]:
     acc: dict[str, torch.Tensor] = {}
     ref: dict[str, torch.Tensor] = {}
     for path in paths:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # truncated or foreign files fail inside torch in many ways
-            raise AverageError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from e
+        try:  # raw state_dicts, the original Saver's files, DDP-prefixed keys
+            state = read_state_dict(path)
+        except CheckpointError as e:
+            raise AverageError(str(e)) from e
         if ref and (state.keys() != ref.keys() or any(state[k].shape != ref[k].shape for k in ref)):
             raise AverageError(f"{path}: its tensors differ from {paths[0]}'s (another model?)")
         for name, t in state.items():
