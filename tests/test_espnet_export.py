@@ -1,5 +1,6 @@
 """ESPnet2's `asr.sh --feats_type extracted`: every dump data dir carries feats_type/feats_dim/
 feats_shape, and `pase-data-dir espnet` makes the copy whose cmvn.scp keys stage 3 can use."""
+import shutil
 from pathlib import Path
 
 import kaldiio
@@ -66,3 +67,10 @@ def test_export_runs_espnet_stage3(dumped, tmp_path):
     with pytest.raises(DataDirError, match="feats.scp not found"):
         data_dir_main(["espnet", str(dumped.parent / "data"), str(tmp_path / "x")])
     assert not (tmp_path / "x").exists() and not list(tmp_path.glob(".x*"))
+    short = tmp_path / "short"  # utt2num_frames without its first utterance
+    shutil.copytree(dumped, short)
+    lines = (short / "utt2num_frames").read_text().splitlines()
+    (short / "utt2num_frames").write_text("\n".join(lines[1:]) + "\n")
+    with pytest.raises(DataDirError, match=f"utt2num_frames: no frame count for 1 utterance.*{lines[0].split()[0]}"):
+        data_dir_main(["espnet", str(short), str(tmp_path / "y")])
+    assert not (tmp_path / "y").exists()

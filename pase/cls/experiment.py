@@ -86,6 +86,7 @@ def train_classifier(run: ClsRun, device: torch.device) -> list[dict]:
     write_layer_weights(run.out / LAYER_WEIGHTS, weights)
     if weights:
         log.info("learnt layer weights: %s", ", ".join(f"{k} {w:.3f}" for k, w in weights.items()))
-    best = min(history, key=lambda r: r["dev_err"])
-    log.info("best dev error %.4f (epoch %d) -> %s", best["dev_err"], best["epoch"], run.out / "model.pt")
+    kept = [r for r in history if r["best"]]  # the last one is what model.pt holds (ties go to the later)
+    if kept:
+        log.info("best dev error %.4f (epoch %d) -> %s", kept[-1]["dev_err"], kept[-1]["epoch"], run.out / "model.pt")
     return history

@@ -42,9 +42,10 @@ def export_espnet(src: Path, out: Path) -> Path:
         if not need.is_file():
             raise DataDirError(f"{need} not found: export a dir written by pase-extract")
     feats, frames = read_kaldi_map(feats_file), read_kaldi_map(frames_file)
-    missing = [u for u in data.utt2spk if u not in feats]
-    if missing:
-        raise DataDirError(f"{feats_file}: no features for {len(missing)} utterance(s), e.g. {missing[0]!r}")
+    for path, table, what in ((feats_file, feats, "features"), (frames_file, frames, "frame count")):
+        missing = [u for u in data.utt2spk if u not in table]
+        if missing:
+            raise DataDirError(f"{path}: no {what} for {len(missing)} utterance(s), e.g. {missing[0]!r}")
     if out.exists():
         raise DataDirError(f"{out}: exists; remove it or choose another output dir")
     tmp = out.with_name(f".{out.name}.tmp")
