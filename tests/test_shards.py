@@ -99,6 +99,8 @@ def test_stream_seeks_exactly_and_splits_ranks(shard_dir):
     with pytest.raises(ShardError, match="loader process"):
         ShardStream(shard_dir, chunk_size=4000, batch_size=2, batches_per_epoch=2, group_shards=4,
                     world_size=2, num_workers=2)
+    with pytest.raises(ShardError, match="--group_shards 0: must be >= 1"):
+        ShardStream(shard_dir, chunk_size=4000, batch_size=2, batches_per_epoch=2, group_shards=0)
 
 
 def test_context_chunk_is_the_same_speaker(shard_dir):

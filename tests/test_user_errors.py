@@ -51,6 +51,12 @@ def test_fp16_on_cpu(setup, tmp_path, monkeypatch, capsys):
     assert "--amp fp16 needs a GPU" in line and f"--amp {'bf16' if native else 'none'} on this CPU" in line
 
 
+def test_log_freq_zero(setup, tmp_path, monkeypatch, capsys):
+    _, _, args = setup
+    line = one_line_error(monkeypatch, capsys, train.cli, [*args, "--save_path", str(tmp_path), "--log_freq", "0"])
+    assert "--log_freq 0: must be >= 1" in line
+
+
 def test_emulated_bf16_warns_once_naming_the_option(caplog):
     """--amp bf16 / --bf16 on a CPU without native bfloat16 (AVX2-only: ~20x slower than fp32)
     warns, naming the option; with native kernels, and on a GPU, nothing is said."""

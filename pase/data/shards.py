@@ -144,6 +144,8 @@ class ShardStream(IterableDataset):
         self.group_shards, self.random_scale, self.context = group_shards, random_scale, context
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.streams = max(num_workers, 1)
+        if group_shards < 1:
+            raise ShardError(f"--group_shards {group_shards}: must be >= 1")
         per_rank = len(self.shards) // world_size
         groups = -(-per_rank // group_shards) if per_rank else 0
         if groups < self.streams:

@@ -203,6 +203,7 @@ class Trainer:
             warn_if_bf16_emulated(device, "--amp bf16")
         for name, value, ok in (("accum_grad", opts.accum_grad, opts.accum_grad >= 1),
                                 ("keep_states", opts.keep_states, opts.keep_states >= 1),
+                                ("log_freq", opts.log_freq, opts.log_freq >= 1),
                                 ("ema_decay", opts.ema_decay, 0.0 <= opts.ema_decay < 1.0)):
             if not ok:
                 raise TrainingError(f"--{name} {value}: must be {'in [0, 1)' if name == 'ema_decay' else '>= 1'}")
