@@ -20,6 +20,7 @@ from pase.bin.cls_train import main as train_cls
 from pase.bin.compute_stats import main as stats_main
 from pase.bin.extract import main as extract_main
 from pase.bin.train import main as pretrain_main
+from pase.errors import PaseError
 from pase.cls import (ClassifierError, ClassifierHead, FinetuneClassifier, HeadConfig, LabelError, TrainOptions,
                       class_inventory, load_classifier, load_features, read_labels, save_classifier, score_features,
                       score_waveforms, sentence_decision, train_frozen)
@@ -327,6 +328,10 @@ def test_frozen_encoder_learns_layer_weights_and_reports_them(speakers, pretrain
                "--layer_weights", str(out / "layer_weights")])
     table = (out / "RESULTS.md").read_text().split("## Encoder layer weights")[1]
     assert all(f"| {name} | {w:.4f} |" in table for name, w in read_layer_weights(out / "layer_weights").items())
+    with pytest.raises(PaseError, match="--freeze_encoder needs --fe_ckpt"):  # as pase-train-mlp
+        train_cls(["--train", str(speakers["train"]), "--dev", str(speakers["dev"]), "--out", str(tmp_path / "rnd"),
+                   "--freeze_encoder", "--fe_cfg", str(cfg)])
+    assert not (tmp_path / "rnd").exists()
 
 
 def test_frozen_classifier_file_round_trip(tmp_path):

@@ -17,6 +17,7 @@ import yaml
 from pase.cls.features import class_inventory, load_features, read_classes, read_labels
 from pase.cls.model import ClassifierHead, FinetuneClassifier, HeadConfig, build_finetune, save_classifier
 from pase.cls.train import TrainOptions, train_finetune, train_frozen
+from pase.errors import PaseError
 from pase.io import DataDir, DataDirError
 from pase.models.downstream import LAYER_WEIGHTS, EncoderSource, write_layer_weights
 
@@ -61,6 +62,10 @@ def describe(encoder: EncoderSource | None) -> str:
 
 def train_classifier(run: ClsRun, device: torch.device) -> list[dict]:
     """Train the classifier `run` describes, write its dir; returns the per-epoch records."""
+    if run.encoder is not None and run.encoder.front.freeze_encoder and run.encoder.ckpt is None:
+        # as pase-train-mlp: a frozen random-init encoder is a mistake here (pase-probe --seed
+        # measures that baseline); --finetune from random init stays allowed (training from scratch)
+        raise PaseError("--freeze_encoder needs --fe_ckpt (the pretrained encoder to keep fixed)")
     train, dev, feat_dim = read_sets(run)
     train_labels, dev_labels = read_labels(run.train, train), read_labels(run.dev, dev)
     classes = class_inventory(train_labels, run.train, read_classes(run.classes) if run.classes else None,
