@@ -213,5 +213,6 @@ def test_decode_user_errors(setup, tmp_path, capsys):
 def test_parse_lmwt():
     assert parse_lmwt("1:4") == [1.0, 2.0, 3.0, 4.0]
     assert parse_lmwt("4 6,8.5") == [4.0, 6.0, 8.5]
-    with pytest.raises(PaseError, match="expected A:B"):
-        parse_lmwt("1:2:3")
+    for bad in ("1:2:3", "10:1", "", " , ", "nan"):  # an empty sweep failed only after decoding
+        with pytest.raises(PaseError, match="expected A:B"):
+            parse_lmwt(bad)

@@ -17,6 +17,7 @@ Two ways to score silence, both reported by the recipe:
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,11 +49,14 @@ def parse_lmwt(spec: str) -> list[float]:
     try:
         if ":" in spec:
             a, b = spec.split(":")
-            return [float(w) for w in range(int(a), int(b) + 1)]
-        return [float(w) for w in spec.replace(",", " ").split()]
+            weights = [float(w) for w in range(int(a), int(b) + 1)]
+        else:
+            weights = [float(w) for w in spec.replace(",", " ").split()]
     except ValueError:
-        raise PaseInputError(f"LM weights {spec!r}: expected A:B (integers) or a list of "
-                             "numbers") from None
+        weights = []
+    if not weights or not all(math.isfinite(w) for w in weights):  # checked before any decoding
+        raise PaseInputError(f"LM weights {spec!r}: expected A:B (integers, A <= B) or a list of numbers")
+    return weights
 
 
 def _prepare(seq48: Sequence[str], map48to39: Mapping[str, str] | None, lenient: bool) -> list[str]:
