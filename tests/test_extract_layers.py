@@ -102,6 +102,9 @@ def test_a_bad_layer_is_one_clear_error(setup, tmp_path):
     with pytest.raises(ConfigError, match=r"^--layers: '9' is not a layer of this encoder: indices 0\.\.8 or names "
                                           r"skip1, .*, rnn, final \(or 'final', 'all'\)$"):
         extract(data, tmp_path, opts, "--layers", "1,9")
+    for tok in ("--5", "²", "1.5"):  # no ValueError from int() on what isdigit() lets through
+        with pytest.raises(ConfigError, match=f"^--layers: '{tok}' is not a layer"):
+            extract(data, tmp_path, opts, f"--layers={tok}")
     with pytest.raises(PaseError, match="mfcc/fbank have one output; --layers is for --feats_type pase"):
         extract(data, tmp_path, ["--no_progress"], "--feats_type", "mfcc", "--layers", "all")
     assert not list((tmp_path / "dump").glob("**/feats*"))

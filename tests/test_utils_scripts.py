@@ -167,6 +167,10 @@ PROBLEMS = {
     "zero duration": ({"utt2dur": GOOD["utt2dur"].replace("spkB-1 2", "spkB-1 0")},
                       r"utt2dur:3: expected a positive number, got '0'",
                       ["spkA-1", "spkA-2", "spkC-1"]),
+    # '²' passes str.isdigit() but not int()
+    "superscript count": ({"utt2num_frames": "spkA-1 150\nspkA-2 150\nspkB-1 2\u00b2\nspkC-1 70\n"},
+                          r"utt2num_frames:3: expected a positive integer, got '2\u00b2'",
+                          ["spkA-1", "spkA-2", "spkC-1"]),
     "tilde": ({"wav.scp": GOOD["wav.scp"].replace("recA /data", "recA ~/data")},
               r"wav.scp:1: path starts with '~', which is not expanded",
               ["spkB-1", "spkC-1"]),
@@ -352,6 +356,9 @@ def test_subset_errors(tmp_path):
     d = make_dir(tmp_path / "d", GOOD)
     with pytest.raises(DataDirError, match="cannot take 5 of its 4 utterances"):
         dd.main(["subset", str(d), str(tmp_path / "o"), "--first", "5"])
+    (d / "utt2dur").write_text("spkA-1 1.5\nspkA-2 1.5\nspkC-1 0.7\n")
+    with pytest.raises(DataDirError, match="utt2dur: no duration for 1 utterance.*'spkB-1'"):
+        dd.main(["subset", str(d), str(tmp_path / "o"), "--shortest", "1"])
     (d / "utt2dur").unlink()
     with pytest.raises(DataDirError, match="utt2dur: missing; --shortest needs durations"):
         dd.main(["subset", str(d), str(tmp_path / "o"), "--shortest", "1"])

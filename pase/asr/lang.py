@@ -79,7 +79,7 @@ def _read_symbols(path: Path) -> dict[str, int]:
     table: dict[str, int] = {}
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         fields = line.split()
-        if len(fields) != 2 or not fields[1].isdigit():
+        if len(fields) != 2 or not (fields[1].isascii() and fields[1].isdigit()):
             raise DataDirError(f"{path}:{lineno}: expected 'symbol id', got {line!r}")
         table[fields[0]] = int(fields[1])
     return table

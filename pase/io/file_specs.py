@@ -24,7 +24,9 @@ def _check_positive_float(value: str) -> str | None:
 
 
 def _check_positive_int(value: str) -> str | None:
-    return None if value.isdigit() and int(value) > 0 else f"expected a positive integer, got {value!r}"
+    # isascii: str.isdigit() is true for '²' and other digits int() refuses
+    ok = value.isascii() and value.isdigit() and int(value) > 0
+    return None if ok else f"expected a positive integer, got {value!r}"
 
 
 def _check_warp(value: str) -> str | None:

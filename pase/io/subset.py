@@ -48,6 +48,10 @@ def select_utterances(data: DataDir, mode: str, value: Path | int) -> list[str]:
         return [utts[i * len(utts) // n] for i in range(n)]
     if data.utt2dur is None:
         raise DataDirError(f"{data.path / 'utt2dur'}: missing; --shortest needs durations")
+    missing = [u for u in utts if u not in data.utt2dur]
+    if missing:
+        raise DataDirError(f"{data.path / 'utt2dur'}: no duration for {len(missing)} utterance(s), "
+                           f"e.g. {missing[0]!r}; --shortest needs every one (pase-data-dir fix)")
     return sorted(utts, key=lambda u: (data.utt2dur[u], c_order(u)))[:n]
 
 

@@ -8,6 +8,7 @@ to the final output, so every layer has emb_dim and the sum lives in the output'
 """
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 import torch
@@ -36,7 +37,7 @@ def select_layers(spec: str, names: list[str]) -> list[int]:
         tok = tok.strip()
         if tok in names:
             out.append(names.index(tok))
-        elif tok.lstrip("-").isdigit() and -len(names) <= int(tok) < len(names):
+        elif re.fullmatch(r"-?[0-9]+", tok) and -len(names) <= int(tok) < len(names):
             out.append(int(tok) % len(names))
         else:
             raise ConfigError(f"--layers: {tok!r} is not a layer of this encoder: indices 0..{len(names) - 1} "

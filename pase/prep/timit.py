@@ -208,7 +208,7 @@ def read_phn(path: Path, map60to48: Mapping[str, str | None]) -> list[str]:
         fields = line.split()
         if not fields:
             continue
-        if len(fields) != 3 or not (fields[0].isdigit() and fields[1].isdigit()):
+        if len(fields) != 3 or not all(f.isascii() and f.isdigit() for f in fields[:2]):
             raise DataDirError(f"{path}:{lineno}: expected 'start end phone', got {line!r}")
         phone = fields[2].lower()
         if phone not in map60to48:
