@@ -180,6 +180,24 @@ def no_norm_model(setup) -> PaseModel:
     return model
 
 
+def test_validation_time_is_not_a_training_phase(setup, tmp_path):
+    """A training step's phases are timed; the validation that follows (the model's forward marks
+    'targets' there too) and the pause after it are not added to the next period's shares."""
+    ds = ChunkDataset(DataDir.load(setup["data"]), 8000, seed=3)
+    batch = next(iter(make_loader(ds, EpochSampler(len(ds), batches_per_epoch=1, batch_size=4, seed=3), 4, 0)))
+    cfg = tiny_workers()
+    model = PaseModel.build(setup["fe"], {"regr": [w for w in cfg["regr"] if w["name"] != "cchunk"]}, setup["stats"])
+    trainer = Trainer(model, TrainOptions(tensorboard=False, progress=False), tmp_path, torch.device("cpu"))
+    trainer.train_step(batch)
+    phases = trainer.timer.take()
+    assert set(phases) == {"targets", "forward", "backward", "step"}
+    time.sleep(0.2)
+    trainer.validate([batch])
+    time.sleep(0.2)
+    trainer.model.mark("targets")  # what the next forward would mark before its step starts the timer
+    assert trainer.timer.take() == {}
+
+
 def test_accumulation_equals_the_large_batch(setup, tmp_path):
     ds = ChunkDataset(DataDir.load(setup["data"]), 8000, seed=3)
     big = next(iter(make_loader(ds, EpochSampler(len(ds), batches_per_epoch=1, batch_size=8, seed=3), 8, 0)))

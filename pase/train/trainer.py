@@ -120,6 +120,10 @@ class PhaseTimer:
     def start(self) -> None:
         self._last = self._now()
 
+    def stop(self) -> None:
+        """Marks are ignored until the next start (validation runs the model's forward too)."""
+        self._last = None
+
     def mark(self, phase: str) -> None:
         if self._last is None:
             return
@@ -478,6 +482,7 @@ class Trainer:
     @torch.no_grad()
     def validate(self, batches: Iterable[dict[str, Any]]) -> dict[str, float]:
         self.model.eval()
+        self.timer.stop()  # else validation and checkpointing would count as the next step's targets
         sums: dict[str, float] = {}
         n = 0
         for i, batch in enumerate(batches):
