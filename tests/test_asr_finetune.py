@@ -61,6 +61,29 @@ def test_finetuned_model_round_trip(tmp_path):
     torch.testing.assert_close(loaded.model.eval()(x), model(x))
 
 
+def test_a_failed_save_leaves_the_previous_model_whole(tmp_path, monkeypatch):
+    """A full disk while final.pt is written: the previous final.pt (the recipes' stamp of a
+    complete dir) stays byte-identical and no temporary file is left."""
+    import errno
+
+    from pase.asr.mlp import log_priors
+    from pase.asr.model_io import save_hybrid_model
+    opts = MlpOptions(hidden=16, layers=1, context=2)
+    model = EncoderHybrid(wf_builder(TINY_FE), 3, opts).eval()
+    args = (log_priors([], 3), opts, model.mlp.hidden[0].in_features, 3, {}, {"pase_cfg": model.encoder.config})
+    save_hybrid_model(tmp_path, model, *args)
+    before = (tmp_path / "final.pt").read_bytes()
+
+    def full_disk(obj, f, *a, **k):
+        f.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        save_hybrid_model(tmp_path, model, *args)
+    assert (tmp_path / "final.pt").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["final.pt", "log_priors.npy", "mlp.yaml"]
+
+
 def test_frozen_encoder_trains_the_mlp_and_layer_weights_only_and_reloads(tmp_path):
     """--freeze_encoder: the encoder (parameters and BatchNorm statistics) stays bit-identical, the
     MLP and the softmax weights of every layer learn; the model dir rebuilds the same model."""

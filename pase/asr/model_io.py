@@ -9,10 +9,11 @@ Kept in one pair of functions so the format is defined once.
 """
 from __future__ import annotations
 
+import os
 import pickle
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 import numpy as np
 import torch
@@ -53,14 +54,27 @@ def save_hybrid_model(out: Path, model: nn.Module, priors: np.ndarray, opts: Mlp
     """Write final.pt, log_priors.npy and mlp.yaml under `out`; `stats` (train_frames, ...) follow
     input_dim and num_pdfs in mlp.yaml, `finetune` (encoder settings) comes last when given."""
     out.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), out / "final.pt")
-    np.save(out / "log_priors.npy", priors)
     info = {"options": asdict(opts), "input_dim": input_dim, "num_pdfs": num_pdfs, **stats}
     if finetune is not None:
         info["finetune"] = {**finetune, **asdict(model.front)} if isinstance(model, EncoderHybrid) else finetune
     if isinstance(model, EncoderHybrid) and model.layer_sum is not None:
         info["layer_weights"] = {k: round(w, 6) for k, w in model.layer_weights().items()}
-    (out / "mlp.yaml").write_text(yaml.safe_dump(info, sort_keys=False))
+    # each file whole or not at all, final.pt last: the recipes take final.pt as the stamp of a
+    # complete model dir, so a run killed while saving is redone, never half-read
+    _write_atomic(out / "log_priors.npy", lambda f: np.save(f, priors))
+    _write_atomic(out / "mlp.yaml", lambda f: f.write(yaml.safe_dump(info, sort_keys=False).encode()))
+    _write_atomic(out / "final.pt", lambda f: torch.save(model.state_dict(), f))
+
+
+def _write_atomic(path: Path, write: Callable[[BinaryIO], Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def load_hybrid_model(model_dir: Path) -> HybridModel:
