@@ -21,7 +21,7 @@ from pase.asr.decode import Decoder
 from pase.asr.features import mfcc_cmvn_deltas, read_feats, write_feats
 from pase.asr.gmm import GmmSystem
 from pase.asr.gmm_train import train_mono
-from pase.asr.graph import load_hclg
+from pase.asr.graph import graph_for, load_hclg
 from pase.asr.kaldi_model import read_model
 from pase.asr.lang import Lang, make_G, train_bigram_arpa
 from pase.asr.mlp import FrameSet, HybridMLP, MlpOptions, log_priors, scaled_loglikes
@@ -99,6 +99,13 @@ def test_gmm_decode_dir_and_graph_cache(setup, tmp_path, capsys):
     os.utime(setup["gmm"] / "final.npz", ns=(built + 10**9, built + 10**9))
     run_decode(capsys, "gmm", setup, tmp_path / "again", "--lmwt", "10")
     assert graph.stat().st_mtime_ns > built
+    # Another test lang (here a copy whose G.fst is older than the graph) gets its own build.
+    stamp = setup["gmm"] / "graph" / "lang_test"
+    assert stamp.read_text().strip() == str(setup["lang_test"].resolve())
+    other = shutil.copytree(setup["lang_test"], tmp_path / "lang_test_other")  # mtimes kept
+    built = graph.stat().st_mtime_ns
+    graph_for(setup["gmm"], other, GmmSystem.load(setup["gmm"] / "final.npz"))
+    assert graph.stat().st_mtime_ns > built and stamp.read_text().strip() == str(other.resolve())
 
 
 def test_hybrid_decode_dir(setup, tmp_path, capsys):

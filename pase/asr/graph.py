@@ -93,13 +93,18 @@ def load_hclg(path: str | Path) -> kaldifst.StdVectorFst:
 
 def graph_for(gmm: Path, lang_test: Path, system: GmmSystem) -> kaldifst.StdVectorFst:
     """<gmm>/graph/HCLG.fst for ``system`` (read from <gmm>/final.npz), rebuilt when older
-    than the model or G."""
-    path = gmm / "graph" / "HCLG.fst"
+    than the model or G, or built for another test lang (<gmm>/graph/lang_test names it: one
+    graph dir serves each lang in turn, so decoding with a new G never reuses the old graph)."""
+    path, stamp = gmm / "graph" / "HCLG.fst", gmm / "graph" / "lang_test"
     inputs = [gmm / "final.npz", lang_test / "G.fst"]
-    if path.is_file() and all(path.stat().st_mtime >= p.stat().st_mtime for p in inputs):
+    lang_id = str(Path(lang_test).resolve())
+    if (path.is_file() and stamp.is_file() and stamp.read_text().strip() == lang_id
+            and all(path.stat().st_mtime >= p.stat().st_mtime for p in inputs)):
         return load_hclg(path)
     start = time.time()
     hclg = make_hclg(lang_test, system.tree, system.trans_model)
+    stamp.unlink(missing_ok=True)  # no stamp while HCLG.fst is replaced
     save_hclg(hclg, path)
+    stamp.write_text(lang_id + "\n")
     log.info("built %s (%d states) in %.1f s", path, hclg.num_states, time.time() - start)
     return hclg

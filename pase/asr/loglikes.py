@@ -71,6 +71,6 @@ def write_loglikes(out: Path, loglikes: Mapping[str, np.ndarray], kaldi: KaldiDe
         beam=kaldi.beam, lattice_beam=kaldi.lattice_beam, acwt=kaldi.acwt,
         words=q(str(kaldi.lang / "words.txt")), model=q(str(kaldi.model)),
         graph=q(str(kaldi.graph)), ark=q(f"ark:{out / 'loglikes.ark'}"),
-        lattices=q(f"ark:|gzip -c > {out / 'lat.1.gz'}"), num_jobs=q(str(out / "num_jobs")),
+        lattices=q(f"ark:|gzip -c > {q(str(out / 'lat.1.gz'))}"), num_jobs=q(str(out / "num_jobs")),
         min_lmwt=min(kaldi.lm_weights), max_lmwt=max(kaldi.lm_weights), data=q(str(kaldi.data)),
         lang=q(str(kaldi.lang)), out=q(str(out))))
