@@ -97,7 +97,7 @@ class EncoderFront(nn.Module):
         return self.layer_sum([layers[i].transpose(1, 2) for i in self.layer_ids]).transpose(1, 2)
 
     def layer_weights(self) -> dict[str, float]:
-        """Layer name -> learnt weight, in layer order; empty when the final output is read alone."""
+        """Layer name -> learnt weight, in the order --encoder_layers gave; empty when the final output is read alone."""
         if self.layer_sum is None:
             return {}
         return dict(zip(self.front.encoder_layers.split(","), self.layer_sum.layer_weights()))
