@@ -96,12 +96,15 @@ def test_pretraining_recipe_stages_as_slurm_jobs(slurm, recipe):
     for name, mem in (("stats", "1G"), ("train", "2G")):
         (job,), = jobs_named(slurm, name).values()
         assert job["JobState"] == "COMPLETED" and f"mem={mem}" in job["Tres"], job
-    arrays = sorted(jobs_named(slurm, "extract_dev_clean_2").values(), key=len)
-    assert [len(a) for a in arrays] == [1, 3]  # the merge, the three extraction jobs
-    assert sorted(t["ArrayTaskId"] for t in arrays[1]) == ["1", "2", "3"]
-    assert all(t["JobState"] == "COMPLETED" and "mem=1G" in t["Tres"] for a in arrays for t in a)
+    array, = jobs_named(slurm, "extract_dev_clean_2").values()  # three extraction jobs, one array
+    merge, = jobs_named(slurm, "merge_dev_clean_2").values()
+    assert sorted(t["ArrayTaskId"] for t in array) == ["1", "2", "3"] and len(merge) == 1
+    assert all(t["JobState"] == "COMPLETED" and "mem=1G" in t["Tres"] for t in array + merge)
     exp = rdir / "exp/slurm"
     assert (exp / "FE_e0.ckpt").exists() and (exp / "log/q/train.sh").exists()
+    # each job keeps its own generated script (the merge no longer overwrites the array's)
+    assert "--job" in (exp / "log/q/extract_dev_clean_2.sh").read_text()
+    assert "--merge" in (exp / "log/q/merge_dev_clean_2.sh").read_text()
     for j in (1, 2, 3):
         assert (exp / f"log/extract_dev_clean_2.{j}.log").read_text().splitlines()[-1].startswith("# Ended (code 0)")
     scp = (rdir / "data/dev_clean_2_slurm/feats.scp").read_text().split("\n")

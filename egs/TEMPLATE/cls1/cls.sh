@@ -160,10 +160,10 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
             # shellcheck disable=SC2086
             ${train_cmd} JOB=1:"${nj}" "${exp}/log/features_${s}.JOB.log" pase-extract "${src}" "${dump}" \
                 --feats_type "${feats_type}" --nj "${nj}" --job JOB --no_progress ${feats_opts}
-            ${train_cmd} "${exp}/log/features_${s}.log" pase-extract "${src}" "${dump}" --out_data_dir "${dst}" \
+            ${train_cmd} "${exp}/log/merge_features_${s}.log" pase-extract "${src}" "${dump}" --out_data_dir "${dst}" \
                 --nj "${nj}" --merge
-            utils/validate_data_dir.sh --no-text "${dst}" >> "${exp}/log/features_${s}.log" 2>&1 \
-                || die "${dst} fails validation (see ${exp}/log/features_${s}.log)"
+            utils/validate_data_dir.sh --no-text "${dst}" >> "${exp}/log/merge_features_${s}.log" 2>&1 \
+                || die "${dst} fails validation (see ${exp}/log/merge_features_${s}.log)"
             echo "${inputs}" > "${dst}/.done"
         done
     fi

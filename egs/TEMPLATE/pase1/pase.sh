@@ -166,10 +166,10 @@ if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 5 ]; then
         # shellcheck disable=SC2086
         ${train_cmd} JOB=1:"${nj}" "${exp}/log/extract_${s}.JOB.log" pase-extract "data/${s}" "${dump}/${s}" \
             --fe_cfg "${fe_cfg}" --fe_ckpt "${ckpt}" --nj "${nj}" --job JOB --no_progress ${extract_args}
-        ${train_cmd} "${exp}/log/extract_${s}.log" pase-extract "data/${s}" "${dump}/${s}" \
+        ${train_cmd} "${exp}/log/merge_${s}.log" pase-extract "data/${s}" "${dump}/${s}" \
             --out_data_dir "data/${s}_${tag}" --nj "${nj}" --merge
-        utils/validate_data_dir.sh --no-text "data/${s}_${tag}" >> "${exp}/log/extract_${s}.log" 2>&1 \
-            || die "data/${s}_${tag} fails validation (see ${exp}/log/extract_${s}.log)"
+        utils/validate_data_dir.sh --no-text "data/${s}_${tag}" >> "${exp}/log/merge_${s}.log" 2>&1 \
+            || die "data/${s}_${tag} fails validation (see ${exp}/log/merge_${s}.log)"
     done
 fi
 
