@@ -165,12 +165,17 @@ def test_a_new_state_outlives_skipped_newer_ones(setup, tmp_path):
     assert torch.load(path, weights_only=True)["step"] == 5
 
 
+def regression_model(setup) -> PaseModel:
+    """The tiny encoder with the regression workers except cchunk."""
+    torch.manual_seed(0)
+    cfg = tiny_workers()
+    return PaseModel.build(setup["fe"], {"regr": [w for w in cfg["regr"] if w["name"] != "cchunk"]}, setup["stats"])
+
+
 def no_norm_model(setup) -> PaseModel:
     """The regression workers on an encoder without BatchNorm or dropout: the model whose
     N-micro-batch gradient must equal the full batch's."""
-    torch.manual_seed(0)
-    cfg = tiny_workers()
-    model = PaseModel.build(setup["fe"], {"regr": [w for w in cfg["regr"] if w["name"] != "cchunk"]}, setup["stats"])
+    model = regression_model(setup)
     for parent in model.modules():
         for name, child in parent.named_children():
             if isinstance(child, nn.modules.batchnorm._BatchNorm):
@@ -185,9 +190,8 @@ def test_validation_time_is_not_a_training_phase(setup, tmp_path):
     'targets' there too) and the pause after it are not added to the next period's shares."""
     ds = ChunkDataset(DataDir.load(setup["data"]), 8000, seed=3)
     batch = next(iter(make_loader(ds, EpochSampler(len(ds), batches_per_epoch=1, batch_size=4, seed=3), 4, 0)))
-    cfg = tiny_workers()
-    model = PaseModel.build(setup["fe"], {"regr": [w for w in cfg["regr"] if w["name"] != "cchunk"]}, setup["stats"])
-    trainer = Trainer(model, TrainOptions(tensorboard=False, progress=False), tmp_path, torch.device("cpu"))
+    trainer = Trainer(regression_model(setup), TrainOptions(tensorboard=False, progress=False), tmp_path,
+                      torch.device("cpu"))
     trainer.train_step(batch)
     phases = trainer.timer.take()
     assert set(phases) == {"targets", "forward", "backward", "step"}

@@ -9,11 +9,10 @@ Kept in one pair of functions so the format is defined once.
 """
 from __future__ import annotations
 
-import os
 import pickle
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,6 +22,7 @@ from torch import nn
 from pase.asr.finetune import EncoderHybrid
 from pase.asr.mlp import HybridMLP, MlpOptions, load_priors
 from pase.errors import PaseError
+from pase.io import atomic_write
 from pase.models.downstream import FrontOptions
 from pase.models.frontend import wf_builder
 
@@ -61,20 +61,9 @@ def save_hybrid_model(out: Path, model: nn.Module, priors: np.ndarray, opts: Mlp
         info["layer_weights"] = {k: round(w, 6) for k, w in model.layer_weights().items()}
     # each file whole or not at all, final.pt last: the recipes take final.pt as the stamp of a
     # complete model dir, so a run killed while saving is redone, never half-read
-    _write_atomic(out / "log_priors.npy", lambda f: np.save(f, priors))
-    _write_atomic(out / "mlp.yaml", lambda f: f.write(yaml.safe_dump(info, sort_keys=False).encode()))
-    _write_atomic(out / "final.pt", lambda f: torch.save(model.state_dict(), f))
-
-
-def _write_atomic(path: Path, write: Callable[[BinaryIO], Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write(out / "log_priors.npy", lambda f: np.save(f, priors))
+    atomic_write(out / "mlp.yaml", lambda f: f.write(yaml.safe_dump(info, sort_keys=False)), text=True)
+    atomic_write(out / "final.pt", lambda f: torch.save(model.state_dict(), f))
 
 
 def load_hybrid_model(model_dir: Path) -> HybridModel:

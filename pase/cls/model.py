@@ -14,7 +14,6 @@ with it, or frozen with a learnt weighted sum of its layers (pase.models.downstr
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ import torch
 from torch import nn
 
 from pase.errors import PaseError
+from pase.io import atomic_write
 from pase.models.downstream import EncoderFront, FrontOptions
 from pase.models.frontend import WaveFe, wf_builder
 
@@ -165,9 +165,7 @@ def save_classifier(path: Path, model: Classifier, classes: list[str], meta: dic
            "encoder": model.encoder.config if waveforms else None,
            "front": asdict(model.front) if waveforms else None,
            "state": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(doc, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: torch.save(doc, f))
 
 
 def load_classifier(path: Path) -> tuple[Classifier, list[str], dict[str, Any]]:

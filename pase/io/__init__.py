@@ -4,6 +4,7 @@ from pase.io.audio import SAMPLE_RATE, audio_info, check_waveform, peak_normaliz
 from pase.io.datadir import (
     DataDir,
     Utterance,
+    atomic_write,
     copy_data_dir,
     kaldi_map_lines,
     read_kaldi_map,
@@ -29,6 +30,7 @@ __all__ = [
     "PaseInputError",
     "Utterance",
     "apply_cmvn",
+    "atomic_write",
     "audio_info",
     "check_waveform",
     "compute_cmvn_stats",

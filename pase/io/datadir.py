@@ -14,9 +14,10 @@ import logging
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 from pase.errors import naming_file
 from pase.io.errors import DataDirError
@@ -131,24 +132,31 @@ def read_segments(path: str | Path) -> dict[str, tuple[str, float, float]]:
     return {utt: (reco, s, e) for utt, (_, reco, s, e) in _parse_segments(path).items()}
 
 
-def atomic_write_lines(path: str | Path, lines: Iterable[str]) -> None:
-    """Write ``lines`` to ``<path>.tmp`` and rename it over ``path``.
+def atomic_write(path: str | Path, write: Callable[[IO], Any], *, text: bool = False) -> None:
+    """Call ``write`` on ``<path>.tmp`` (binary, or UTF-8 text with ``\\n`` line ends when
+    ``text``), then rename it over ``path``.
 
-    An interrupted or failing write (including an exception raised while
-    ``lines`` is being generated) never leaves ``path`` half-written: the old
-    file stays as it was and the temporary file is removed.
+    An interrupted or failing write (including an exception raised inside ``write``) never
+    leaves ``path`` half-written: the old file stays as it was and the temporary file is
+    removed; an OSError without a file name (disk full) is given ``path``'s.
     """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     try:
-        with naming_file(path), open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            f.writelines(lines)
+        with naming_file(path), (open(tmp, "w", encoding="utf-8", newline="\n") if text
+                                 else open(tmp, "wb")) as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_write_lines(path: str | Path, lines: Iterable[str]) -> None:
+    """Write ``lines`` to ``path`` through :func:`atomic_write` (generating them may fail too)."""
+    atomic_write(path, lambda f: f.writelines(lines), text=True)
 
 
 def kaldi_map_lines(mapping: Mapping[str, str | Sequence[str]], where: str | Path) -> Iterable[str]:

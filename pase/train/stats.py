@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Iterable
 
 import torch
 
 from pase.errors import PaseError
+from pase.io import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +75,7 @@ def save_stats(path: str | Path, stats: dict[str, tuple[torch.Tensor, torch.Tens
     path = Path(path)
     doc = {"format": "pase-stats-v1", "meta": meta,
            "targets": {k: {"mean": m.tolist(), "std": s.tolist()} for k, (m, s) in sorted(stats.items())}}
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc))
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: f.write(json.dumps(doc)), text=True)
 
 
 def load_stats(path: str | Path, dims: dict[str, int]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

@@ -13,7 +13,6 @@ import contextlib
 import copy
 import json
 import logging
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from pase.data import EpochSampler
 from pase.errors import PaseError
+from pase.io import atomic_write
 from pase.models.precision import bf16_native, warn_if_bf16_emulated
 from pase.train.model import PaseModel
 from pase.train.schedule import fe_factor, lr_factor
@@ -89,9 +89,7 @@ def select_workers(mode: str, names: list[str], g: torch.Generator) -> set[str] 
 
 
 def atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 PHASES = ("targets", "forward", "backward", "step")
@@ -341,9 +339,8 @@ class Trainer:
         atomic_save({w.name: w.state_dict() for w in self.model.workers()},
                     self.save_path / f"workers_e{epoch}.ckpt")
         atomic_save(self.state_dict(), self.save_path / "state.pt")
-        tmp = self.save_path / "history.json.tmp"
-        tmp.write_text(json.dumps(self.history, indent=1))
-        os.replace(tmp, self.save_path / "history.json")
+        history = json.dumps(self.history, indent=1)
+        atomic_write(self.save_path / "history.json", lambda f: f.write(history), text=True)
         for _, path in self._step_states():
             path.unlink()
         self._saved_at = time.monotonic()
@@ -356,12 +353,11 @@ class Trainer:
         states.mkdir(parents=True, exist_ok=True)
         path = states / f"state_s{self.step}.pt"
         atomic_save(self.state_dict(), path)
-        # states newer than this step are ones resume() skipped as unreadable: they go first, so
-        # that keeping the newest keep_states by step never removes the state just written
-        for step, old in self._step_states():
-            if step > self.step:
-                old.unlink()
-        for _, old in self._step_states()[self.opts.keep_states:]:
+        # states newer than this step are ones resume() skipped as unreadable: they go, and of
+        # the rest (this one first) the newest keep_states stay
+        found = self._step_states()
+        newer = [p for step, p in found if step > self.step]
+        for old in newer + [p for step, p in found if step <= self.step][self.opts.keep_states:]:
             old.unlink()
         self._saved_at = time.monotonic()
         return path
